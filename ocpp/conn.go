@@ -1,0 +1,223 @@
+package ocpp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// conn is one WebSocket connection of a charge point. Its reader is the
+// ServeHTTP goroutine (run); its writer is the one goroutine draining out.
+// Everything else hands frames to the writer without blocking; a charge
+// point too slow to take them is closed as a slow consumer rather than
+// stalling the MQTT publisher that sent them.
+type conn struct {
+	srv  *Server
+	st   *station // set by attach; its mu guards pending
+	cid  string
+	info SessionInfo
+	log  *slog.Logger
+	ws   *websocket.Conn
+
+	out  chan []byte   // frames for the writer
+	done chan struct{} // closed by shut
+
+	shutOnce sync.Once
+	reason   Reason // why shut was called; read after done is closed
+
+	// pending holds the charge point's calls awaiting an answer from MQTT,
+	// a ring of MaxPending; guarded by st.mu.
+	pending []pendingCall
+	oldest  int
+}
+
+// outboxSize bounds the frames waiting for the writer. Downstream CALLs are
+// one at a time, so the outbox holds answers to the charge point's own
+// calls (at most MaxPending) and the gateway's CALLERRORs for bad frames.
+func outboxSize(maxPending int) int { return maxPending + 16 }
+
+func newConn(s *Server, cid string, p Protocol, remote string) *conn {
+	return &conn{
+		srv:  s,
+		cid:  cid,
+		info: SessionInfo{CID: cid, Protocol: p, Remote: remote, ConnectedAt: time.Now()},
+		log:  s.log.With("cid", cid),
+		out:  make(chan []byte, outboxSize(s.opts.MaxPending)),
+		done: make(chan struct{}),
+	}
+}
+
+// run reads frames until the connection ends, then detaches it.
+func (c *conn) run() {
+	go c.writeLoop()
+	reason := c.readLoop()
+	c.shut(reason, websocket.StatusNormalClosure)
+	c.srv.detach(c, c.reason)
+}
+
+func (c *conn) readLoop() Reason {
+	ctx := context.Background()
+	var buf bytes.Buffer
+	for {
+		typ, r, err := c.ws.Reader(ctx)
+		if err == nil {
+			buf.Reset()
+			_, err = buf.ReadFrom(r)
+		}
+		if err != nil {
+			return c.readError(err)
+		}
+		if typ != websocket.MessageText {
+			c.srv.stats.in(inBinary)
+			c.shut(ReasonBinaryFrame, websocket.StatusUnsupportedData)
+			return ReasonBinaryFrame
+		}
+		c.handle(buf.Bytes())
+		if buf.Cap() > 4<<10 {
+			buf = bytes.Buffer{} // do not keep a large frame's buffer for the connection's life
+		}
+	}
+}
+
+// readError maps the reader's error to why the connection ended.
+func (c *conn) readError(err error) Reason {
+	select {
+	case <-c.done:
+		return c.reason
+	default:
+	}
+	switch {
+	case errors.Is(err, websocket.ErrMessageTooBig):
+		c.srv.stats.in(inTooLarge)
+		return ReasonFrameTooLarge // the library has already closed with 1009
+	case websocket.CloseStatus(err) != -1:
+		return ReasonClosed
+	}
+	c.log.Debug("read failed", "error", err)
+	return ReasonNetworkError
+}
+
+// handle processes one text frame from the charge point.
+func (c *conn) handle(data []byte) {
+	s := c.srv
+	f, err := ParseFrame(data)
+	if err != nil {
+		s.stats.in(inMalformed)
+		ce := AsCallError(err)
+		c.log.Info("malformed frame", "code", ce.Code, "error", ce.Description)
+		c.reply(ce)
+		return
+	}
+	switch f.Type {
+	case TypeCall:
+		s.stats.in(inCall)
+		c.rememberPending(f)
+		s.opts.Handler.Received(c.info, Inbound{Frame: f})
+	default:
+		if f.Type == TypeCallResult {
+			s.stats.in(inCallResult)
+		} else {
+			s.stats.in(inCallError)
+		}
+		in := Inbound{Frame: f}
+		c.st.matchAnswer(&in)
+		if in.Late {
+			s.stats.in(inLate)
+		} else if in.Unsolicited {
+			s.stats.in(inUnsolicited)
+		}
+		s.opts.Handler.Received(c.info, in)
+	}
+}
+
+// reply answers a frame with a CALLERROR.
+func (c *conn) reply(ce *CallError) {
+	f := ce.Frame(c.info.Protocol)
+	c.send(f.AppendJSON(nil), TypeCallError)
+}
+
+// rememberPending records a CALL of the charge point so its answer from
+// MQTT can be matched; the oldest is forgotten when MaxPending are open.
+func (c *conn) rememberPending(f Frame) {
+	st := c.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	now := time.Now()
+	p := pendingCall{id: f.UniqueID, action: f.Action, deadline: now.Add(c.srv.opts.CallTimeout)}
+	for i := range c.pending {
+		if c.pending[i].id == "" || now.After(c.pending[i].deadline) {
+			c.pending[i] = p
+			return
+		}
+	}
+	if len(c.pending) < c.srv.opts.MaxPending {
+		c.pending = append(c.pending, p)
+		return
+	}
+	c.pending[c.oldest] = p
+	c.oldest = (c.oldest + 1) % len(c.pending)
+	c.srv.stats.in(inPendingEvicted)
+}
+
+// takePending removes and returns the action of the charge point's call
+// with this id, if it is still awaited. Caller holds st.mu.
+func (c *conn) takePending(id string, now time.Time) (string, bool) {
+	for i := range c.pending {
+		p := &c.pending[i]
+		if p.id == id && !now.After(p.deadline) {
+			action := p.action
+			*p = pendingCall{}
+			return action, true
+		}
+	}
+	return "", false
+}
+
+// send hands a frame to the writer without blocking. When the outbox is
+// full the charge point is not reading: it is closed as a slow consumer.
+func (c *conn) send(frame []byte, t MessageType) {
+	select {
+	case c.out <- frame:
+		c.srv.stats.out(t)
+	default:
+		c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
+	}
+}
+
+func (c *conn) writeLoop() {
+	for {
+		select {
+		case b := <-c.out:
+			ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
+			err := c.ws.Write(ctx, websocket.MessageText, b)
+			timedOut := ctx.Err() != nil
+			cancel()
+			if err != nil {
+				if timedOut {
+					c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
+				} else {
+					c.shut(ReasonNetworkError, websocket.StatusInternalError)
+				}
+				return
+			}
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// shut closes the connection once, recording why. The close handshake
+// waits for the peer (up to 5 s in the library), so it runs on its own
+// goroutine and never holds up a caller.
+func (c *conn) shut(reason Reason, code websocket.StatusCode) {
+	c.shutOnce.Do(func() {
+		c.reason = reason
+		close(c.done)
+		go c.ws.Close(code, string(reason))
+	})
+}

@@ -1,0 +1,382 @@
+package ocpp
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Options configures a Server. Zero durations and sizes take the defaults
+// documented on each field.
+type Options struct {
+	// Path is the URL prefix before the charge point id (default "/ocpp/").
+	Path string
+	// MaxFrameSize bounds a frame both ways (default 64 KiB): a larger frame
+	// from a charge point closes it with 1009, a larger command is refused.
+	MaxFrameSize int64
+	// FailIfNoSubprotocol refuses clients that offer no subprotocol instead
+	// of assuming ocpp1.6.
+	FailIfNoSubprotocol bool
+	// WriteTimeout is how long a charge point may take to read a frame
+	// before it is closed as a slow consumer (default 10s).
+	WriteTimeout time.Duration
+	// CallTimeout is how long a downstream CALL waits for its answer, and
+	// how long the charge point's own calls are remembered (default 30s).
+	CallTimeout time.Duration
+	// MaxQueue is how many downstream CALLs may wait behind the outstanding
+	// one, per charge point (0 means none may wait).
+	MaxQueue int
+	// MaxPending is how many of the charge point's unanswered calls are
+	// remembered to match their answers (default 16).
+	MaxPending int
+	// Handler receives what happens; required.
+	Handler Handler
+	// Logger receives the server's logs (default slog.Default()).
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() Options {
+	opts := *o
+	if opts.Path == "" {
+		opts.Path = "/ocpp/"
+	}
+	if opts.MaxFrameSize <= 0 {
+		opts.MaxFrameSize = 64 << 10
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 30 * time.Second
+	}
+	if opts.MaxPending <= 0 {
+		opts.MaxPending = 16
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return opts
+}
+
+// Handler is told what happens on the gateway's OCPP side. The server calls
+// it from connection goroutines and timers, never while holding a lock, and
+// in order per charge point; a method must not block.
+type Handler interface {
+	// Connected: a charge point's connection is ready.
+	Connected(s SessionInfo)
+	// Disconnected: a connection ended. replaced is true when a new
+	// connection with the same id took over, so the charge point is online.
+	Disconnected(s SessionInfo, reason Reason, replaced bool)
+	// Received: a frame from the charge point that passed the checks.
+	Received(s SessionInfo, in Inbound)
+	// CommandFailed: a command accepted by Send ended without an answer.
+	CommandFailed(cid string, cmd *Command, err *GatewayError)
+}
+
+// SessionInfo describes one connection of a charge point.
+type SessionInfo struct {
+	CID         string    `json:"cid"`
+	Protocol    Protocol  `json:"protocol"`
+	Remote      string    `json:"remote"`
+	ConnectedAt time.Time `json:"connected_at"`
+}
+
+// Inbound is a frame from a charge point with what the gateway knows of it.
+type Inbound struct {
+	Frame
+	// Command is the downstream command a CALLRESULT or CALLERROR answers;
+	// nil for a CALL, a late answer and an unsolicited one.
+	Command *Command
+	// Late marks an answer to a command that had already timed out.
+	Late bool
+	// Unsolicited marks an answer matching no call the gateway knows of.
+	Unsolicited bool
+}
+
+// Command is a frame for a charge point, handed to Server.Send.
+type Command struct {
+	Frame Frame
+	// Ref belongs to the sender; the server hands it back with the answer
+	// or the failure (for example an MQTT 5 response topic).
+	Ref any
+	// raw is Frame encoded once, at Send.
+	raw []byte
+}
+
+// Server accepts OCPP-J charge points over WebSocket (it is an
+// http.Handler) and keeps, per charge point, the request/response
+// discipline: one outstanding downstream CALL, a bounded FIFO behind it,
+// answers matched by UniqueId [OCPP-J 1.6 §4.1.1].
+//
+// Lock order: Server.mu before station.mu; neither is held while calling
+// the Handler.
+type Server struct {
+	opts  Options
+	log   *slog.Logger
+	stats counters
+
+	mu       sync.RWMutex
+	stations map[string]*station
+	closing  bool
+	conns    sync.WaitGroup
+}
+
+// NewServer returns a Server; opts.Handler is required.
+func NewServer(opts Options) *Server {
+	o := opts.withDefaults()
+	return &Server{opts: o, log: o.Logger, stations: make(map[string]*station)}
+}
+
+// supported lists the subprotocols the server speaks, in its preference.
+var supported = []Protocol{OCPP16}
+
+// ServeHTTP performs the handshake and then runs the connection's reader
+// until it ends [OCPP-J 1.6 §3].
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cid, why := s.chargePointID(r)
+	if why != "" {
+		s.refuse(w, http.StatusBadRequest, refusedBadID, why)
+		return
+	}
+	proto, echo, why := s.negotiate(r)
+	if why != "" {
+		s.refuse(w, http.StatusBadRequest, refusedSubprotocol, why)
+		return
+	}
+	s.mu.RLock()
+	closing := s.closing
+	s.mu.RUnlock()
+	if closing {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	c := newConn(s, cid, proto, r.RemoteAddr)
+	var subprotocols []string
+	if echo {
+		subprotocols = []string{string(proto)}
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols: subprotocols,
+		// Charge points send arbitrary Origin headers (or none); OCPP has
+		// no browser clients to protect, so the origin is not checked.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		s.stats.refused(refusedUpgrade)
+		s.log.Info("websocket upgrade failed", "cid", cid, "remote", r.RemoteAddr, "error", err)
+		return
+	}
+	ws.SetReadLimit(s.opts.MaxFrameSize)
+	c.ws = ws
+	if !s.attach(c) {
+		ws.Close(websocket.StatusGoingAway, string(ReasonShutdown))
+		return
+	}
+	defer s.conns.Done()
+	c.run()
+}
+
+// chargePointID takes the id from the escaped path, so that "a%2Fb" is
+// refused as containing "/" instead of being cleaned into another path.
+func (s *Server) chargePointID(r *http.Request) (string, string) {
+	esc := r.URL.EscapedPath()
+	if !strings.HasPrefix(esc, s.opts.Path) {
+		return "", "path must be " + s.opts.Path + "{chargePointId}"
+	}
+	cid, err := url.PathUnescape(esc[len(s.opts.Path):])
+	switch {
+	case err != nil:
+		return "", "charge point id is not valid percent-encoding"
+	case cid == "":
+		return "", "charge point id is empty"
+	case strings.ContainsAny(cid, "/+#\x00"):
+		return "", "charge point id must not contain '/', '+', '#' or NUL"
+	}
+	return cid, ""
+}
+
+// negotiate picks the first subprotocol the client lists that the server
+// speaks. echo is false when the client offered none: RFC 6455 then forbids
+// answering with one, and the connection is taken as OCPP 1.6.
+func (s *Server) negotiate(r *http.Request) (p Protocol, echo bool, why string) {
+	var offered []string
+	for _, h := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, v := range strings.Split(h, ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				offered = append(offered, v)
+			}
+		}
+	}
+	if len(offered) == 0 {
+		if s.opts.FailIfNoSubprotocol {
+			return "", false, "a subprotocol is required (offer " + string(OCPP16) + ")"
+		}
+		return OCPP16, false, ""
+	}
+	for _, o := range offered {
+		for _, p := range supported {
+			if strings.EqualFold(o, string(p)) {
+				return p, true, ""
+			}
+		}
+	}
+	return "", false, "no supported subprotocol offered (supported: " + string(OCPP16) + ")"
+}
+
+func (s *Server) refuse(w http.ResponseWriter, status int, counter refusal, why string) {
+	s.stats.refused(counter)
+	http.Error(w, why, status)
+}
+
+// attach makes c the charge point's current connection, replacing any
+// previous one, which is closed with 1000 "replaced". It reports false when
+// the server is shutting down.
+func (s *Server) attach(c *conn) bool {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return false
+	}
+	s.conns.Add(1)
+	st := s.stations[c.cid]
+	if st == nil {
+		st = &station{cid: c.cid, srv: s}
+		s.stations[c.cid] = st
+	}
+	c.st = st
+	st.mu.Lock()
+	s.mu.Unlock()
+	old := st.conn
+	st.conn = c
+	resend := st.inflight
+	if resend != nil {
+		// The predecessor never answered: send the call again on the new
+		// connection under the same UniqueId, with a fresh timeout, so the
+		// charge point can recognise a repeat.
+		st.stopTimerLocked()
+		st.inflight = nil
+		st.queue = append([]*Command{resend.cmd}, st.queue...)
+	}
+	st.dispatchLocked()
+	st.mu.Unlock()
+
+	s.stats.connected.Add(1)
+	s.log.Info("charge point connected", "cid", c.cid, "protocol", c.info.Protocol, "remote", c.info.Remote, "takeover", old != nil)
+	s.opts.Handler.Connected(c.info)
+	if old != nil {
+		old.shut(ReasonReplaced, websocket.StatusNormalClosure)
+	}
+	return true
+}
+
+// detach ends c's part in its charge point's state. With no successor the
+// outstanding and queued commands fail as offline.
+func (s *Server) detach(c *conn, reason Reason) {
+	st := c.st
+	s.mu.Lock()
+	st.mu.Lock()
+	replaced := st.conn != c
+	var failed []*Command
+	if !replaced {
+		st.conn = nil
+		if st.inflight != nil {
+			st.stopTimerLocked()
+			failed = append(failed, st.inflight.cmd)
+			st.inflight = nil
+		}
+		failed = append(failed, st.queue...)
+		st.queue = nil
+		delete(s.stations, st.cid)
+	}
+	st.mu.Unlock()
+	s.mu.Unlock()
+
+	s.stats.connected.Add(-1)
+	s.log.Info("charge point disconnected", "cid", c.cid, "reason", reason, "replaced", replaced)
+	for _, cmd := range failed {
+		s.fail(c.cid, cmd, gatewayError(ReasonOffline, "charge point disconnected ("+string(reason)+")"))
+	}
+	s.opts.Handler.Disconnected(c.info, reason, replaced)
+}
+
+// Send hands a command to charge point cid without blocking. A CALL joins
+// the charge point's queue; a CALLRESULT or CALLERROR answering one of the
+// charge point's calls goes out at once, ahead of the queue. A non-nil
+// result is the refusal, and nothing is sent; otherwise the command ends
+// later in exactly one Handler.Received answer or Handler.CommandFailed.
+func (s *Server) Send(cid string, cmd *Command) *GatewayError {
+	cmd.raw = cmd.Frame.AppendJSON(nil)
+	if int64(len(cmd.raw)) > s.opts.MaxFrameSize {
+		return &GatewayError{Reason: ReasonTooLarge, Code: GenericError,
+			Description: "frame would exceed max_frame_size"}
+	}
+	s.mu.RLock()
+	st := s.stations[cid]
+	s.mu.RUnlock()
+	if st == nil {
+		return gatewayError(ReasonOffline, "charge point is not connected")
+	}
+	if cmd.Frame.Type == TypeCall {
+		return st.enqueue(cmd)
+	}
+	return st.answer(cmd)
+}
+
+func (s *Server) fail(cid string, cmd *Command, err *GatewayError) {
+	s.opts.Handler.CommandFailed(cid, cmd, err)
+}
+
+// Sessions lists the connected charge points.
+func (s *Server) Sessions() []SessionInfo {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]SessionInfo, 0, len(s.stations))
+	for _, st := range s.stations {
+		st.mu.Lock()
+		if st.conn != nil {
+			out = append(out, st.conn.info)
+		}
+		st.mu.Unlock()
+	}
+	return out
+}
+
+// Shutdown closes every charge point with 1001 and waits, until ctx ends,
+// for their connections to finish. New connections are refused from the
+// start of the call.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	var conns []*conn
+	for _, st := range s.stations {
+		st.mu.Lock()
+		if st.conn != nil {
+			conns = append(conns, st.conn)
+		}
+		st.mu.Unlock()
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.shut(ReasonShutdown, websocket.StatusGoingAway)
+	}
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() Stats { return s.stats.snapshot() }
+
+var _ http.Handler = (*Server)(nil)

@@ -1,0 +1,77 @@
+package ocpp
+
+import "sync/atomic"
+
+// Counters the server keeps itself: mochi's $SYS counts only network
+// clients, and charge points are virtual ones.
+type inCounter int
+
+const (
+	inCall inCounter = iota
+	inCallResult
+	inCallError
+	inMalformed
+	inBinary
+	inTooLarge
+	inLate
+	inUnsolicited
+	inPendingEvicted
+	numIn
+)
+
+var inNames = [numIn]string{"call", "callresult", "callerror", "malformed", "binary", "too_large", "late", "unsolicited", "pending_evicted"}
+
+type refusal int
+
+const (
+	refusedBadID refusal = iota
+	refusedSubprotocol
+	refusedUpgrade
+	numRefusals
+)
+
+var refusalNames = [numRefusals]string{"bad_id", "bad_subprotocol", "upgrade_failed"}
+
+type counters struct {
+	connected atomic.Int64
+	frameIn   [numIn]atomic.Uint64
+	frameOut  [TypeCallError + 1]atomic.Uint64
+	refusals  [numRefusals]atomic.Uint64
+}
+
+func (c *counters) in(k inCounter)    { c.frameIn[k].Add(1) }
+func (c *counters) out(t MessageType) { c.frameOut[t].Add(1) }
+func (c *counters) refused(r refusal) { c.refusals[r].Add(1) }
+
+// Stats is a snapshot of what the OCPP server has counted since it started.
+type Stats struct {
+	// Connected is the number of charge points connected now.
+	Connected int64 `json:"connected"`
+	// FramesIn counts frames from charge points by kind: call, callresult,
+	// callerror, malformed, binary, too_large, and of the answers those
+	// that were late or unsolicited.
+	FramesIn map[string]uint64 `json:"frames_in"`
+	// FramesOut counts frames sent to charge points by type.
+	FramesOut map[string]uint64 `json:"frames_out"`
+	// Refused counts handshakes refused, by reason.
+	Refused map[string]uint64 `json:"refused"`
+}
+
+func (c *counters) snapshot() Stats {
+	s := Stats{
+		Connected: c.connected.Load(),
+		FramesIn:  make(map[string]uint64, numIn),
+		FramesOut: make(map[string]uint64, 3),
+		Refused:   make(map[string]uint64, numRefusals),
+	}
+	for i, n := range inNames {
+		s.FramesIn[n] = c.frameIn[i].Load()
+	}
+	for _, t := range []MessageType{TypeCall, TypeCallResult, TypeCallError} {
+		s.FramesOut[t.String()] = c.frameOut[t].Load()
+	}
+	for i, n := range refusalNames {
+		s.Refused[n] = c.refusals[i].Load()
+	}
+	return s
+}
