@@ -1,0 +1,182 @@
+package schemas
+
+import (
+	"net/url"
+	"sync"
+
+	"github.com/xeipuuv/gojsonschema"
+)
+
+// formatsOnce guards the one process-wide registration this package makes: gojsonschema keeps its
+// format checkers in a global table, so they are replaced once, before the first schema compiles.
+var formatsOnce sync.Once
+
+// registerFormats replaces gojsonschema's "date-time" and "uri" checkers with strict ones. Any
+// other user of gojsonschema in the same process sees them too; both are stricter only where the
+// built-in ones accept values that are not what their RFCs define.
+func registerFormats() {
+	formatsOnce.Do(func() {
+		gojsonschema.FormatCheckers.
+			Add("date-time", dateTimeChecker{}).
+			Add("uri", uriChecker{})
+	})
+}
+
+// dateTimeChecker accepts RFC 3339 §5.6 date-times only: "2024-01-01T10:00:00Z",
+// "2024-01-01T10:00:00.123+02:00". The offset is required: a date-time without one
+// ("2024-01-01T10:00:00") is rejected, although ajv (ocpp-rpc) accepts it, because OCPP 1.6 says
+// date-times are RFC 3339 and without an offset the instant is unknown. Lower-case "t"/"z" are
+// accepted (RFC 3339 §5.6 note), a space instead of "T" is not. A leap second (":60") is accepted
+// only at 23:59:60 UTC. Non-strings pass: the "type" keyword judges them.
+type dateTimeChecker struct{}
+
+// IsFormat implements gojsonschema.FormatChecker.
+func (dateTimeChecker) IsFormat(input interface{}) bool {
+	s, ok := input.(string)
+	if !ok {
+		return true
+	}
+	return isDateTime(s)
+}
+
+// isDateTime reports whether s is an RFC 3339 date-time with an offset. It does not allocate.
+func isDateTime(s string) bool {
+	// 2006-01-02T15:04:05 is 19 bytes; at least "Z" follows.
+	if len(s) < 20 {
+		return false
+	}
+	num := func(i, n int) (int, bool) {
+		v := 0
+		for j := i; j < i+n; j++ {
+			c := s[j]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 2)
+	day, ok3 := num(8, 2)
+	hour, ok4 := num(11, 2)
+	minute, ok5 := num(14, 2)
+	sec, ok6 := num(17, 2)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
+		s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' || s[16] != ':' {
+		return false
+	}
+	if month < 1 || month > 12 || day < 1 || day > daysIn(year, month) ||
+		hour > 23 || minute > 59 || sec > 60 {
+		return false
+	}
+	i := 19
+	if s[i] == '.' {
+		i++
+		start := i
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return false
+		}
+	}
+	if i >= len(s) {
+		return false // no offset
+	}
+	offset := 0 // minutes east of UTC
+	switch s[i] {
+	case 'Z', 'z':
+		i++
+	case '+', '-':
+		if len(s)-i != 6 || s[i+3] != ':' {
+			return false
+		}
+		oh, ok1 := num(i+1, 2)
+		om, ok2 := num(i+4, 2)
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return false
+		}
+		offset = oh*60 + om
+		if s[i] == '-' {
+			offset = -offset
+		}
+		i += 6
+	default:
+		return false
+	}
+	if i != len(s) {
+		return false
+	}
+	if sec == 60 { // leap second: only at 23:59:60 UTC [RFC 3339 §5.7]
+		utc := ((hour*60+minute-offset)%1440 + 1440) % 1440
+		return utc == 23*60+59
+	}
+	return true
+}
+
+func daysIn(year, month int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// uriChecker accepts absolute URIs as RFC 3986 §4.3 defines them ("ftp://user:pw@host/diag",
+// "https://example.com/fw.bin"): a scheme is required, so a bare host or path is rejected — the
+// charge point cannot know how to fetch it. Characters RFC 3986 does not allow (spaces, control
+// characters, non-ASCII, `\ " < > { } | ^ ```) must be percent-encoded, and every "%" must start a
+// valid escape. This matches what ajv-formats ("uri", full mode) accepts closely enough that a
+// message we pass is one a strict charge point accepts. Non-strings pass.
+type uriChecker struct{}
+
+// IsFormat implements gojsonschema.FormatChecker.
+func (uriChecker) IsFormat(input interface{}) bool {
+	s, ok := input.(string)
+	if !ok {
+		return true
+	}
+	return isURI(s)
+}
+
+func isURI(s string) bool {
+	colon := -1
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == ':' {
+			colon = i
+			break
+		}
+		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if i == 0 && !alpha || !alpha && !(c >= '0' && c <= '9') && c != '+' && c != '-' && c != '.' {
+			return false
+		}
+	}
+	if colon < 1 || colon == len(s)-1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c <= ' ' || c >= 0x7f:
+			return false
+		case c == '\\' || c == '"' || c == '<' || c == '>' || c == '{' || c == '}' || c == '|' || c == '^' || c == '`':
+			return false
+		case c == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return false
+			}
+		}
+	}
+	_, err := url.Parse(s) // authority syntax: ports, IPv6 brackets
+	return err == nil
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}

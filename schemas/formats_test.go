@@ -1,0 +1,89 @@
+package schemas
+
+import "testing"
+
+func TestIsDateTime(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"2024-05-01T10:00:00Z", true},
+		{"2024-05-01T10:00:00.1Z", true},
+		{"2024-05-01T10:00:00.123456789+02:00", true},
+		{"2024-05-01t10:00:00z", true},
+		{"2024-02-29T00:00:00-23:59", true},
+		{"2000-02-29T00:00:00Z", true},
+		{"2016-12-31T23:59:60Z", true},
+		{"1990-12-31T15:59:60-08:00", true}, // RFC 3339 §5.8 example
+		{"2024-05-01T10:00:00", false},      // no offset: rejected on purpose (ajv accepts)
+		{"2024-05-01T10:00:00.123", false},
+		{"2024-05-01", false},
+		{"10:00:00Z", false},
+		{"2024-05-01 10:00:00Z", false},
+		{"2024-05-01T10:00:00+0200", false},
+		{"2024-05-01T10:00:00+02", false},
+		{"2024-05-01T10:00:00.Z", false},
+		{"2024-05-01T10:00:00ZZ", false},
+		{"2024-05-01T10:00:00+02:00 ", false},
+		{"2023-02-29T00:00:00Z", false},
+		{"1900-02-29T00:00:00Z", false},
+		{"2024-04-31T00:00:00Z", false},
+		{"2024-00-10T00:00:00Z", false},
+		{"2024-05-00T00:00:00Z", false},
+		{"2024-05-01T24:00:00Z", false},
+		{"2024-05-01T10:60:00Z", false},
+		{"2024-05-01T10:00:60Z", false},
+		{"2024-05-01T10:00:00+24:00", false},
+		{"2024-05-01T10:00:00+02:60", false},
+		{"2024-5-01T10:00:00Z", false},
+		{"２024-05-01T10:00:00Z", false},
+		{"", false},
+	} {
+		if got := isDateTime(tc.in); got != tc.want {
+			t.Errorf("isDateTime(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if !(dateTimeChecker{}).IsFormat(42) {
+		t.Error("non-strings must pass: the type keyword judges them")
+	}
+}
+
+func TestIsURI(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"ftp://user:secret@files.example.com/uploads/", true},
+		{"https://example.com/fw.bin?x=1%20y#frag", true},
+		{"ftp://[2001:db8::1]:21/diag/", true},
+		{"sftp://host:2222/a/b", true},
+		{"file:///var/log/x", true},
+		{"urn:isbn:0451450523", true},
+		{"", false},
+		{"/uploads/diag", false},
+		{"files.example.com/uploads", false},
+		{"ftp:", false},
+		{"1ftp://host/", false},
+		{"ft p://host/", false},
+		{"ftp://host/a b", false},
+		{"ftp://host/a\tb", false},
+		{"ftp://host/ü", false},
+		{`ftp://host\a`, false},
+		{"ftp://host/%zz", false},
+		{"ftp://host/%2", false},
+		{"ftp://host:port/", false},
+		{"ftp://[::1/", false},
+	} {
+		if got := isURI(tc.in); got != tc.want {
+			t.Errorf("isURI(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestDateTimeCheckerAllocs(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { isDateTime("2024-05-01T10:00:00.123+02:00") }); n != 0 {
+		t.Errorf("isDateTime allocates %v times", n)
+	}
+}
