@@ -1,0 +1,244 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the process can be told, as one value. It is filled in
+// layers (see loadConfig: defaults < YAML file < environment < flags) and then
+// checked once by Validate, so serve never sees a half-valid setting. The YAML
+// tags are the user-facing key names documented in docs/configuration.md.
+type Config struct {
+	Listeners ListenersConfig `yaml:"listeners"`
+	Log       LogConfig       `yaml:"log"`
+	OCPP      OCPPConfig      `yaml:"ocpp"`
+}
+
+// ListenersConfig holds the listen addresses ("host:port"). An empty string
+// disables that listener, and port 0 lets the kernel pick one (serve logs the
+// bound address), which is what tests and side-by-side instances want.
+type ListenersConfig struct {
+	MQTT   string `yaml:"mqtt"`
+	MQTTWS string `yaml:"mqtt_ws"`
+	OCPP   string `yaml:"ocpp"`
+	HTTP   string `yaml:"http"`
+}
+
+// LogConfig chooses the slog handler made in run: Level is one of debug, info,
+// warn, error and Format is text (for people) or json (for log shippers).
+type LogConfig struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// OCPPConfig configures the OCPP-J WebSocket gateway. Names and defaults follow
+// the EMQX OCPP gateway so that an EMQX user's settings carry over.
+type OCPPConfig struct {
+	// Path is the URL prefix in front of the charge point id.
+	Path string `yaml:"path"`
+	// MaxFrameSize bounds one WebSocket frame, both ways, in bytes.
+	MaxFrameSize int `yaml:"max_frame_size"`
+	// FailIfNoSubprotocol refuses clients that offer no subprotocol instead
+	// of assuming ocpp1.6.
+	FailIfNoSubprotocol bool `yaml:"fail_if_no_subprotocol"`
+	// Mountpoint is prefixed to every topic template.
+	Mountpoint string `yaml:"mountpoint"`
+	// WriteTimeout is how long a charge point may leave its socket unread
+	// before it is closed as a slow consumer.
+	WriteTimeout time.Duration  `yaml:"write_timeout"`
+	Upstream     UpstreamConfig `yaml:"upstream"`
+	Dnstream     DnstreamConfig `yaml:"dnstream"`
+}
+
+// UpstreamConfig configures what the gateway publishes on behalf of charge
+// points. Topic templates are kept as strings here; their placeholders are
+// checked by the topic package when the broker is built.
+type UpstreamConfig struct {
+	Topic      string `yaml:"topic"`
+	ReplyTopic string `yaml:"reply_topic"`
+	ErrorTopic string `yaml:"error_topic"`
+	// TopicOverrideMapping maps an OCPP action to the template used for its
+	// CALLs instead of Topic.
+	TopicOverrideMapping map[string]string `yaml:"topic_override_mapping"`
+	QoS                  int               `yaml:"qos"`
+	// MaxPending is how many unanswered charge point calls are remembered
+	// per charge point to match their answers.
+	MaxPending int `yaml:"max_pending"`
+}
+
+// DnstreamConfig configures commands sent from MQTT to charge points ("dnstream"
+// is EMQX's spelling, kept so configuration keys match).
+type DnstreamConfig struct {
+	Topic string `yaml:"topic"`
+	// MaxMqueueLen is how many CALLs may wait behind the outstanding one.
+	MaxMqueueLen int `yaml:"max_mqueue_len"`
+	// CallTimeout is how long the outstanding CALL waits for its answer.
+	CallTimeout time.Duration `yaml:"call_timeout"`
+}
+
+// DefaultConfig returns the settings used when nothing is configured. They
+// run a complete broker on the EMQX ports, so `chargemq` alone is useful.
+func DefaultConfig() Config {
+	return Config{
+		Listeners: ListenersConfig{
+			MQTT:   ":1883",
+			MQTTWS: ":8083",
+			OCPP:   ":33033",
+			HTTP:   ":18083",
+		},
+		Log: LogConfig{Level: "info", Format: "text"},
+		OCPP: OCPPConfig{
+			Path:                "/ocpp/",
+			MaxFrameSize:        64 * 1024,
+			FailIfNoSubprotocol: false,
+			Mountpoint:          "ocpp/",
+			WriteTimeout:        10 * time.Second,
+			Upstream: UpstreamConfig{
+				Topic:                "cp/${cid}",
+				ReplyTopic:           "cp/${cid}/Reply",
+				ErrorTopic:           "cp/${cid}/Reply",
+				TopicOverrideMapping: map[string]string{},
+				QoS:                  2,
+				MaxPending:           16,
+			},
+			Dnstream: DnstreamConfig{
+				Topic:        "cs/${cid}",
+				MaxMqueueLen: 100,
+				CallTimeout:  30 * time.Second,
+			},
+		},
+	}
+}
+
+// FieldError is a configuration problem tied to one key. Path is the YAML
+// path (e.g. "ocpp.max_frame_size") so the user can find the key whichever
+// layer (file, environment or flag) set it.
+type FieldError struct {
+	Path string
+	Msg  string
+}
+
+// Error implements error as "path: message".
+func (e *FieldError) Error() string { return e.Path + ": " + e.Msg }
+
+// Validate reports every invalid setting at once (joined with errors.Join),
+// each as a *FieldError naming its YAML path, so one edit-run cycle fixes a
+// whole config file rather than one key per restart.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	listeners := []struct {
+		path, addr string
+	}{
+		{"listeners.mqtt", c.Listeners.MQTT},
+		{"listeners.mqtt_ws", c.Listeners.MQTTWS},
+		{"listeners.ocpp", c.Listeners.OCPP},
+		{"listeners.http", c.Listeners.HTTP},
+	}
+	seen := map[string]string{}
+	for _, l := range listeners {
+		if l.addr == "" {
+			continue
+		}
+		if err := checkListenAddr(l.addr); err != nil {
+			bad(l.path, "%v", err)
+			continue
+		}
+		// Two listeners on the same fixed port would fail at bind time with
+		// a less helpful message; port 0 is always free to repeat.
+		if _, port, _ := net.SplitHostPort(l.addr); port != "0" {
+			if other, ok := seen[l.addr]; ok {
+				bad(l.path, "address %q is already used by %s", l.addr, other)
+			}
+			seen[l.addr] = l.path
+		}
+	}
+
+	if _, ok := parseLogLevel(c.Log.Level); !ok {
+		bad("log.level", "must be one of debug, info, warn, error (got %q)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json (got %q)", c.Log.Format)
+	}
+
+	o := &c.OCPP
+	switch {
+	case !strings.HasPrefix(o.Path, "/") || !strings.HasSuffix(o.Path, "/"):
+		bad("ocpp.path", "must start and end with \"/\" (got %q)", o.Path)
+	case strings.ContainsAny(o.Path, "?#"):
+		bad("ocpp.path", "must not contain \"?\" or \"#\" (got %q)", o.Path)
+	}
+	if o.MaxFrameSize <= 0 {
+		bad("ocpp.max_frame_size", "must be > 0 (got %d)", o.MaxFrameSize)
+	}
+	if strings.ContainsAny(o.Mountpoint, "+#\x00") {
+		bad("ocpp.mountpoint", "must not contain MQTT wildcards or NUL (got %q)", o.Mountpoint)
+	}
+	if o.WriteTimeout <= 0 {
+		bad("ocpp.write_timeout", "must be > 0 (got %s)", o.WriteTimeout)
+	}
+
+	u := &o.Upstream
+	for _, t := range []struct{ path, tmpl string }{
+		{"ocpp.upstream.topic", u.Topic},
+		{"ocpp.upstream.reply_topic", u.ReplyTopic},
+		{"ocpp.upstream.error_topic", u.ErrorTopic},
+		{"ocpp.dnstream.topic", o.Dnstream.Topic},
+	} {
+		if t.tmpl == "" {
+			bad(t.path, "must not be empty")
+		}
+	}
+	actions := make([]string, 0, len(u.TopicOverrideMapping))
+	for a := range u.TopicOverrideMapping {
+		actions = append(actions, a)
+	}
+	sort.Strings(actions) // stable error order
+	for _, a := range actions {
+		if a == "" {
+			bad("ocpp.upstream.topic_override_mapping", "action must not be empty")
+		} else if u.TopicOverrideMapping[a] == "" {
+			bad("ocpp.upstream.topic_override_mapping."+a, "must not be empty")
+		}
+	}
+	if u.QoS < 0 || u.QoS > 2 {
+		bad("ocpp.upstream.qos", "must be 0, 1 or 2 (got %d)", u.QoS)
+	}
+	if u.MaxPending <= 0 {
+		bad("ocpp.upstream.max_pending", "must be > 0 (got %d)", u.MaxPending)
+	}
+
+	d := &o.Dnstream
+	if d.MaxMqueueLen < 0 {
+		bad("ocpp.dnstream.max_mqueue_len", "must be >= 0 (got %d)", d.MaxMqueueLen)
+	}
+	if d.CallTimeout <= 0 {
+		bad("ocpp.dnstream.call_timeout", "must be > 0 (got %s)", d.CallTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// checkListenAddr accepts what net.Listen("tcp", addr) accepts with a numeric
+// port, so a typo is reported at startup rather than as a bind error later.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("must be host:port, e.g. \":1883\" (got %q)", addr)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port must be a number from 0 to 65535 (got %q)", port)
+	}
+	return nil
+}

@@ -1,0 +1,387 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envOf turns a map into a LookupEnv, so tests never touch the process
+// environment and can run in parallel.
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+// writeConfig writes a YAML config into a temporary file and returns its path.
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "chargemq.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	t.Parallel()
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	t.Parallel()
+	const file = `
+listeners:
+  mqtt: ":2883"
+  ocpp: ":3000"
+log:
+  level: warn
+ocpp:
+  max_frame_size: 1000
+  write_timeout: 3s
+`
+	tests := []struct {
+		name  string
+		file  string // "" = no file
+		env   map[string]string
+		flags map[string]string
+		want  func(*Config) // applied to DefaultConfig()
+	}{
+		{
+			name: "defaults only",
+			want: func(*Config) {},
+		},
+		{
+			name: "file over defaults",
+			file: file,
+			want: func(c *Config) {
+				c.Listeners.MQTT, c.Listeners.OCPP, c.Log.Level = ":2883", ":3000", "warn"
+				c.OCPP.MaxFrameSize, c.OCPP.WriteTimeout = 1000, 3*time.Second
+			},
+		},
+		{
+			name: "env over file",
+			file: file,
+			env: map[string]string{
+				"CHARGEMQ_MQTT_ADDR":           ":4883",
+				"CHARGEMQ_LOG_LEVEL":           "error",
+				"CHARGEMQ_OCPP_MAX_FRAME_SIZE": "2000",
+				"CHARGEMQ_OCPP_WRITE_TIMEOUT":  "7s",
+				"CHARGEMQ_UNRELATED":           "ignored",
+			},
+			want: func(c *Config) {
+				c.Listeners.MQTT, c.Listeners.OCPP, c.Log.Level = ":4883", ":3000", "error"
+				c.OCPP.MaxFrameSize, c.OCPP.WriteTimeout = 2000, 7*time.Second
+			},
+		},
+		{
+			name:  "flags over env over file",
+			file:  file,
+			env:   map[string]string{"CHARGEMQ_MQTT_ADDR": ":4883", "CHARGEMQ_LOG_LEVEL": "error"},
+			flags: map[string]string{"mqtt-addr": ":5883", "log-format": "json"},
+			want: func(c *Config) {
+				c.Listeners.MQTT, c.Listeners.OCPP, c.Log.Level, c.Log.Format = ":5883", ":3000", "error", "json"
+				c.OCPP.MaxFrameSize, c.OCPP.WriteTimeout = 1000, 3*time.Second
+			},
+		},
+		{
+			name:  "empty env and flag values disable listeners",
+			env:   map[string]string{"CHARGEMQ_HTTP_ADDR": ""},
+			flags: map[string]string{"mqtt-ws-addr": ""},
+			want:  func(c *Config) { c.Listeners.HTTP, c.Listeners.MQTTWS = "", "" },
+		},
+		{
+			name: "env for every scalar kind",
+			env: map[string]string{
+				"CHARGEMQ_OCPP_FAIL_IF_NO_SUBPROTOCOL": "true",
+				"CHARGEMQ_OCPP_UPSTREAM_QOS":           "0",
+				"CHARGEMQ_OCPP_DNSTREAM_CALL_TIMEOUT":  "1m",
+				"CHARGEMQ_OCPP_UPSTREAM_TOPIC":         "x/${cid}",
+			},
+			want: func(c *Config) {
+				c.OCPP.FailIfNoSubprotocol, c.OCPP.Upstream.QoS = true, 0
+				c.OCPP.Dnstream.CallTimeout, c.OCPP.Upstream.Topic = time.Minute, "x/${cid}"
+			},
+		},
+		{
+			name:  "a bad file value fixed by a flag is fine",
+			file:  "log:\n  level: loud\n",
+			flags: map[string]string{"log-level": "debug"},
+			want:  func(c *Config) { c.Log.Level = "debug" },
+		},
+		{
+			name: "file sets the override map and keeps other upstream defaults",
+			file: "ocpp:\n  upstream:\n    topic_override_mapping:\n      Heartbeat: hb/${cid}\n",
+			want: func(c *Config) { c.OCPP.Upstream.TopicOverrideMapping = map[string]string{"Heartbeat": "hb/${cid}"} },
+		},
+		{
+			name: "empty sections and empty file keep defaults",
+			file: "# nothing yet\nocpp:\n  upstream:\n    topic_override_mapping:\n",
+			want: func(*Config) {},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			src := configSources{LookupEnv: envOf(tt.env), Flags: tt.flags}
+			if tt.file != "" {
+				src.File = writeConfig(t, tt.file)
+			}
+			got, err := loadConfig(src)
+			if err != nil {
+				t.Fatalf("loadConfig: %v", err)
+			}
+			want := DefaultConfig()
+			tt.want(&want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("loadConfig =\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		file  string
+		env   map[string]string
+		flags map[string]string
+		want  []string // substrings of the error
+	}{
+		{"unknown top-level key", "listner:\n  mqtt: x\n", nil, nil, []string{"listner: unknown key", "line 1"}},
+		{"unknown nested key", "ocpp:\n  upstream:\n    max_pendng: 3\n", nil, nil,
+			[]string{"ocpp.upstream.max_pendng: unknown key", "line 3", "max_pending"}},
+		{"bad duration", "ocpp:\n  write_timeout: 10 seconds\n", nil, nil,
+			[]string{"ocpp.write_timeout", "duration", `"10 seconds"`}},
+		{"bare integer duration", "ocpp:\n  dnstream:\n    call_timeout: 30\n", nil, nil,
+			[]string{"ocpp.dnstream.call_timeout", "duration"}},
+		{"negative duration", "ocpp:\n  write_timeout: -1s\n", nil, nil, []string{"ocpp.write_timeout: must be > 0"}},
+		{"zero call timeout", "ocpp:\n  dnstream:\n    call_timeout: 0s\n", nil, nil, []string{"ocpp.dnstream.call_timeout: must be > 0"}},
+		{"qos 3", "ocpp:\n  upstream:\n    qos: 3\n", nil, nil, []string{"ocpp.upstream.qos: must be 0, 1 or 2"}},
+		{"qos not a number", "ocpp:\n  upstream:\n    qos: high\n", nil, nil, []string{"ocpp.upstream.qos", "integer"}},
+		{"bool not a bool", "ocpp:\n  fail_if_no_subprotocol: maybe\n", nil, nil, []string{"ocpp.fail_if_no_subprotocol", "true or false"}},
+		{"path without trailing slash", "ocpp:\n  path: /ocpp\n", nil, nil, []string{"ocpp.path: must start and end with"}},
+		{"path without leading slash", "ocpp:\n  path: ocpp/\n", nil, nil, []string{"ocpp.path"}},
+		{"frame size zero", "ocpp:\n  max_frame_size: 0\n", nil, nil, []string{"ocpp.max_frame_size: must be > 0"}},
+		{"negative mqueue", "ocpp:\n  dnstream:\n    max_mqueue_len: -1\n", nil, nil, []string{"ocpp.dnstream.max_mqueue_len: must be >= 0"}},
+		{"max pending zero", "ocpp:\n  upstream:\n    max_pending: 0\n", nil, nil, []string{"ocpp.upstream.max_pending: must be > 0"}},
+		{"wildcard mountpoint", "ocpp:\n  mountpoint: ocpp/+/\n", nil, nil, []string{"ocpp.mountpoint"}},
+		{"empty topic", "ocpp:\n  upstream:\n    topic: \"\"\n", nil, nil, []string{"ocpp.upstream.topic: must not be empty"}},
+		{"empty override", "ocpp:\n  upstream:\n    topic_override_mapping:\n      Heartbeat: \"\"\n", nil, nil,
+			[]string{"ocpp.upstream.topic_override_mapping.Heartbeat: must not be empty"}},
+		{"override not a string map", "ocpp:\n  upstream:\n    topic_override_mapping: [a, b]\n", nil, nil,
+			[]string{"ocpp.upstream.topic_override_mapping", "mapping"}},
+		{"section not a mapping", "ocpp: 3\n", nil, nil, []string{"ocpp: want a mapping"}},
+		{"null scalar", "listeners:\n  mqtt:\n", nil, nil, []string{"listeners.mqtt: no value", `""`}},
+		{"list for a scalar", "log:\n  level: [debug]\n", nil, nil, []string{"log.level: want a single value"}},
+		{"bad listener address", "listeners:\n  mqtt: \"1883\"\n", nil, nil, []string{"listeners.mqtt: must be host:port"}},
+		{"bad listener port", "listeners:\n  http: \":99999\"\n", nil, nil, []string{"listeners.http: port"}},
+		{"same address twice", "listeners:\n  mqtt: \":7000\"\n  http: \":7000\"\n", nil, nil,
+			[]string{"listeners.http: address \":7000\" is already used by listeners.mqtt"}},
+		{"bad log level", "log:\n  level: loud\n", nil, nil, []string{"log.level: must be one of"}},
+		{"bad log format", "log:\n  format: xml\n", nil, nil, []string{"log.format: must be text or json"}},
+		{"two documents", "log:\n  level: info\n---\nlog:\n  level: warn\n", nil, nil, []string{"more than one YAML document"}},
+		{"not YAML", "ocpp: [\n", nil, nil, []string{"config file"}},
+		{"several errors at once", "ocpp:\n  max_frame_size: 0\n  upstream:\n    qos: 3\n", nil, nil,
+			[]string{"ocpp.max_frame_size", "ocpp.upstream.qos"}},
+		{"bad env int", "", map[string]string{"CHARGEMQ_OCPP_MAX_FRAME_SIZE": "big"}, nil,
+			[]string{"ocpp.max_frame_size: from $CHARGEMQ_OCPP_MAX_FRAME_SIZE", "integer"}},
+		{"bad env duration", "", map[string]string{"CHARGEMQ_OCPP_WRITE_TIMEOUT": "10"}, nil,
+			[]string{"ocpp.write_timeout: from $CHARGEMQ_OCPP_WRITE_TIMEOUT"}},
+		{"bad env value caught by Validate", "", map[string]string{"CHARGEMQ_OCPP_UPSTREAM_QOS": "3"}, nil,
+			[]string{"ocpp.upstream.qos"}},
+		{"bad flag value", "", nil, map[string]string{"log-level": "loud"}, []string{"log.level"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			src := configSources{LookupEnv: envOf(tt.env), Flags: tt.flags}
+			if tt.file != "" {
+				src.File = writeConfig(t, tt.file)
+			}
+			_, err := loadConfig(src)
+			if err == nil {
+				t.Fatalf("loadConfig succeeded; want an error containing %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	t.Parallel()
+	_, err := loadConfig(configSources{File: filepath.Join(t.TempDir(), "nope.yaml")})
+	if err == nil || !os.IsNotExist(unwrapAll(err)) {
+		t.Fatalf("err = %v, want a not-exist error", err)
+	}
+}
+
+// unwrapAll follows a single-error Unwrap chain to its end.
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+// TestSettingsCoverConfig keeps the settings table (env and flags) in step
+// with Config: every scalar field has exactly one setting, at its YAML path.
+func TestSettingsCoverConfig(t *testing.T) {
+	t.Parallel()
+	var leaves []string
+	var walk func(prefix string, rt reflect.Type)
+	walk = func(prefix string, rt reflect.Type) {
+		for i := 0; i < rt.NumField(); i++ {
+			f := rt.Field(i)
+			p := prefix + yamlName(f)
+			switch {
+			case f.Type.Kind() == reflect.Struct:
+				walk(p+".", f.Type)
+			case f.Type.Kind() == reflect.Map:
+				// file only
+			default:
+				leaves = append(leaves, p)
+			}
+		}
+	}
+	walk("", reflect.TypeOf(Config{}))
+
+	paths, envs, flags := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, s := range settings() {
+		if paths[s.path] || envs[s.env()] || (s.flag != "" && flags[s.flag]) {
+			t.Errorf("setting %s: duplicate path, env or flag", s.path)
+		}
+		paths[s.path], envs[s.env()], flags[s.flag] = true, true, true
+		// The field pointer must point into the struct at that YAML path:
+		// set a value via the setting and find it by path.
+		var c Config
+		if got := s.get(&c); got != zeroText(s.field(&c)) {
+			t.Errorf("setting %s: get on zero Config = %q", s.path, got)
+		}
+	}
+	for _, l := range leaves {
+		if !paths[l] {
+			t.Errorf("Config key %s has no setting (no env variable)", l)
+		}
+		delete(paths, l)
+	}
+	for p := range paths {
+		t.Errorf("setting %s is not a Config key", p)
+	}
+}
+
+// zeroText is how get formats a zero value of the field's type.
+func zeroText(p any) string {
+	switch p.(type) {
+	case *int:
+		return "0"
+	case *bool:
+		return "false"
+	case *time.Duration:
+		return "0s"
+	}
+	return ""
+}
+
+// TestSettingsPointAtTheirPath sets each key through its setting and checks
+// that YAML rendering shows it at the setting's path, so a field func pointing
+// at the wrong field is caught.
+func TestSettingsPointAtTheirPath(t *testing.T) {
+	t.Parallel()
+	for _, s := range settings() {
+		c := DefaultConfig()
+		before, err := marshalConfig(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		val := map[string]string{"*string": "marker", "*int": "4242", "*bool": "true", "*time.Duration": "4242s"}[reflect.TypeOf(s.field(&c)).String()]
+		if err := s.set(&c, val); err != nil {
+			t.Fatalf("%s: set: %v", s.path, err)
+		}
+		after, err := marshalConfig(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := s.path[strings.LastIndex(s.path, ".")+1:]
+		changed := diffLines(string(before), string(after))
+		if len(changed) != 1 || !strings.HasPrefix(strings.TrimSpace(changed[0]), key+": ") {
+			t.Errorf("%s: setting it changed YAML lines %q, want one line for key %q", s.path, changed, key)
+		}
+	}
+}
+
+// diffLines returns the lines of b that differ from a at the same index.
+func diffLines(a, b string) []string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out []string
+	for i := range bl {
+		if i >= len(al) || al[i] != bl[i] {
+			out = append(out, bl[i])
+		}
+	}
+	return out
+}
+
+// TestDocsDescribeEveryKey keeps docs/configuration.md complete.
+func TestDocsDescribeEveryKey(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	words := []string{"ocpp.upstream.topic_override_mapping", envConfigFile, "--config"}
+	for _, s := range settings() {
+		words = append(words, "`"+s.path+"`", s.env())
+		if s.flag != "" {
+			words = append(words, "--"+s.flag)
+		}
+	}
+	for _, w := range words {
+		if !strings.Contains(string(doc), w) {
+			t.Errorf("docs/configuration.md does not mention %s", w)
+		}
+	}
+}
+
+// TestFullSampleRoundTrips loads testdata/full.yaml (every key, none at its
+// default) and checks that check-config's rendering loads back to the same.
+func TestFullSampleRoundTrips(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(configSources{File: filepath.Join("testdata", "full.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := DefaultConfig()
+	for _, s := range settings() {
+		if s.get(&cfg) == s.get(&def) {
+			t.Errorf("testdata/full.yaml leaves %s at its default", s.path)
+		}
+	}
+	out, err := marshalConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := loadConfig(configSources{File: writeConfig(t, string(out))})
+	if err != nil {
+		t.Fatalf("reloading check-config output: %v\n%s", err, out)
+	}
+	if !reflect.DeepEqual(cfg, again) {
+		t.Errorf("round trip changed the config:\n%+v\n%+v", cfg, again)
+	}
+}
