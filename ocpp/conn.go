@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -30,6 +31,16 @@ type conn struct {
 	shutOnce sync.Once
 	reason   Reason // why shut was called; read after done is closed
 
+	// validator and checks are fixed for the connection's life.
+	validator Validator
+	checks    Checking
+
+	// Liveness (liveness.go).
+	lastActive atomic.Int64 // unix nanoseconds of the last frame, ping or pong
+	gotFrame   atomic.Bool
+	heartbeat  atomic.Int64 // interval, as a time.Duration
+	watchdog   atomic.Pointer[time.Timer]
+
 	// pending holds the charge point's calls awaiting an answer from MQTT,
 	// a ring of MaxPending; guarded by st.mu.
 	pending []pendingCall
@@ -42,7 +53,7 @@ type conn struct {
 func outboxSize(maxPending int) int { return maxPending + 16 }
 
 func newConn(s *Server, cid string, p Protocol, remote string) *conn {
-	return &conn{
+	c := &conn{
 		srv:  s,
 		cid:  cid,
 		info: SessionInfo{CID: cid, Protocol: p, Remote: remote, ConnectedAt: time.Now()},
@@ -50,13 +61,24 @@ func newConn(s *Server, cid string, p Protocol, remote string) *conn {
 		out:  make(chan []byte, outboxSize(s.opts.MaxPending)),
 		done: make(chan struct{}),
 	}
+	var rule string
+	c.validator, c.checks, rule = s.validator(cid, p)
+	if rule != "" {
+		c.log.Info("schema checking override", "rule", rule, "upstream", c.checks&CheckUpstream != 0, "downstream", c.checks&CheckDownstream != 0)
+	}
+	return c
 }
 
 // run reads frames until the connection ends, then detaches it.
 func (c *conn) run() {
+	c.startWatchdog()
 	go c.writeLoop()
+	if every := c.srv.opts.PingInterval; every > 0 {
+		go c.pingLoop(every)
+	}
 	reason := c.readLoop()
 	c.shut(reason, websocket.StatusNormalClosure)
+	c.stopWatchdog()
 	c.srv.detach(c, c.reason)
 }
 
@@ -105,6 +127,8 @@ func (c *conn) readError(err error) Reason {
 // handle processes one text frame from the charge point.
 func (c *conn) handle(data []byte) {
 	s := c.srv
+	c.touch()
+	c.firstFrame()
 	f, err := ParseFrame(data)
 	if err != nil {
 		s.stats.in(inMalformed)
@@ -116,7 +140,16 @@ func (c *conn) handle(data []byte) {
 	switch f.Type {
 	case TypeCall:
 		s.stats.in(inCall)
-		c.rememberPending(f)
+		if ce := c.checkCall(&f); ce != nil {
+			s.stats.in(inInvalid)
+			s.failures.add("upstream", f.Action, string(ce.Code))
+			c.log.Info("call refused", "action", f.Action, "unique_id", f.UniqueID, "code", ce.Code, "error", ce.Description)
+			c.reply(ce)
+			return
+		}
+		if c.rememberPending(f) {
+			s.stats.in(inConcurrentCall)
+		}
 		s.opts.Handler.Received(c.info, Inbound{Frame: f})
 	default:
 		if f.Type == TypeCallResult {
@@ -126,6 +159,18 @@ func (c *conn) handle(data []byte) {
 		}
 		in := Inbound{Frame: f}
 		c.st.matchAnswer(&in)
+		if in.Command != nil {
+			c.watchCommandAnswer(in.Command, &f)
+		}
+		if f.Type == TypeCallResult && in.Action != "" && c.checks&CheckUpstream != 0 {
+			if ce := c.validator.Check(in.Action, true, f.Payload); ce != nil {
+				// The charge point cannot be refused an answer: publish it
+				// with what is wrong, and count it.
+				in.Violations = violations(ce.Details)
+				s.stats.in(inInvalid)
+				s.failures.add("upstream", in.Action, string(ce.Code))
+			}
+		}
 		if in.Late {
 			s.stats.in(inLate)
 		} else if in.Unsolicited {
@@ -143,25 +188,46 @@ func (c *conn) reply(ce *CallError) {
 
 // rememberPending records a CALL of the charge point so its answer from
 // MQTT can be matched; the oldest is forgotten when MaxPending are open.
-func (c *conn) rememberPending(f Frame) {
+// It reports whether another call was still unanswered: OCPP-J allows one
+// at a time, but real charge points send more and are still served.
+func (c *conn) rememberPending(f Frame) (concurrent bool) {
 	st := c.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	now := time.Now()
 	p := pendingCall{id: f.UniqueID, action: f.Action, deadline: now.Add(c.srv.opts.CallTimeout)}
+	free := -1
 	for i := range c.pending {
 		if c.pending[i].id == "" || now.After(c.pending[i].deadline) {
-			c.pending[i] = p
+			if free < 0 {
+				free = i
+			}
+		} else {
+			concurrent = true
+		}
+	}
+	switch {
+	case free >= 0:
+		c.pending[free] = p
+	case len(c.pending) < c.srv.opts.MaxPending:
+		c.pending = append(c.pending, p)
+	default:
+		c.pending[c.oldest] = p
+		c.oldest = (c.oldest + 1) % len(c.pending)
+		c.srv.stats.in(inPendingEvicted)
+	}
+	return concurrent
+}
+
+// restorePending puts back a call whose answer was refused, so a corrected
+// answer can still be sent. Caller holds st.mu.
+func (c *conn) restorePending(id, action string) {
+	for i := range c.pending {
+		if c.pending[i].id == "" {
+			c.pending[i] = pendingCall{id: id, action: action, deadline: time.Now().Add(c.srv.opts.CallTimeout)}
 			return
 		}
 	}
-	if len(c.pending) < c.srv.opts.MaxPending {
-		c.pending = append(c.pending, p)
-		return
-	}
-	c.pending[c.oldest] = p
-	c.oldest = (c.oldest + 1) % len(c.pending)
-	c.srv.stats.in(inPendingEvicted)
 }
 
 // takePending removes and returns the action of the charge point's call

@@ -7,13 +7,16 @@ type Reason string
 
 // Why a connection ended.
 const (
-	ReasonClosed        Reason = "closed"          // the charge point closed it
-	ReasonReplaced      Reason = "replaced"        // a new connection with the same id took over
-	ReasonShutdown      Reason = "shutdown"        // the gateway is stopping
-	ReasonNetworkError  Reason = "network_error"   // the socket failed
-	ReasonSlowConsumer  Reason = "slow_consumer"   // the charge point stopped reading
-	ReasonBinaryFrame   Reason = "binary_frame"    // OCPP-J is text only (closed 1003)
-	ReasonFrameTooLarge Reason = "frame_too_large" // over max_frame_size (closed 1009)
+	ReasonClosed           Reason = "closed"            // the charge point closed it
+	ReasonReplaced         Reason = "replaced"          // a new connection with the same id took over
+	ReasonShutdown         Reason = "shutdown"          // the gateway is stopping
+	ReasonNetworkError     Reason = "network_error"     // the socket failed
+	ReasonSlowConsumer     Reason = "slow_consumer"     // the charge point stopped reading
+	ReasonBinaryFrame      Reason = "binary_frame"      // OCPP-J is text only (closed 1003)
+	ReasonFrameTooLarge    Reason = "frame_too_large"   // over max_frame_size (closed 1009)
+	ReasonIdleTimeout      Reason = "idle_timeout"      // no OCPP frame within idle_timeout
+	ReasonHeartbeatTimeout Reason = "heartbeat_timeout" // silent for the heartbeat window
+	ReasonKicked           Reason = "kicked"            // closed by an operator
 )
 
 // Why a downstream command got a gateway error instead of an answer.

@@ -7,7 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -36,6 +36,29 @@ type Options struct {
 	// MaxPending is how many of the charge point's unanswered calls are
 	// remembered to match their answers (default 16).
 	MaxPending int
+	// OfflineTTL is how long commands for an offline charge point are held
+	// for it (0: they fail as offline at once). Held commands are bounded
+	// per charge point by MaxQueue, in charge points by MaxOfflineCIDs
+	// (default 1,000) and in bytes by MaxOfflineBytes (default 64 MiB).
+	OfflineTTL      time.Duration
+	MaxOfflineCIDs  int
+	MaxOfflineBytes int64
+	// HeartbeatInterval × (1 + HeartbeatBackoff) of silence (no frame, ping
+	// or pong) closes a charge point (default 60s × 2). The interval follows
+	// what the central system tells the charge point. Negative disables.
+	HeartbeatInterval time.Duration
+	HeartbeatBackoff  int
+	// IdleTimeout is the deadline for the first OCPP frame after the
+	// upgrade (default 30s; negative disables).
+	IdleTimeout time.Duration
+	// PingInterval makes the server send WebSocket pings (default off).
+	PingInterval time.Duration
+	// Validators check payloads, per protocol; none means no checking.
+	Validators map[Protocol]Validator
+	// Checking returns the checking mode of a charge point and, when an
+	// override rule chose it, the rule (logged once per connection). nil
+	// checks everything.
+	Checking func(cid string) (mode Checking, rule string)
 	// Handler receives what happens; required.
 	Handler Handler
 	// Logger receives the server's logs (default slog.Default()).
@@ -58,6 +81,21 @@ func (o *Options) withDefaults() Options {
 	}
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = 16
+	}
+	if opts.MaxOfflineCIDs <= 0 {
+		opts.MaxOfflineCIDs = 1000
+	}
+	if opts.MaxOfflineBytes <= 0 {
+		opts.MaxOfflineBytes = 64 << 20
+	}
+	if opts.HeartbeatInterval == 0 {
+		opts.HeartbeatInterval = 60 * time.Second
+	}
+	if opts.HeartbeatBackoff < 0 {
+		opts.HeartbeatBackoff = 0
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = 30 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -98,6 +136,9 @@ type Inbound struct {
 	Late bool
 	// Unsolicited marks an answer matching no call the gateway knows of.
 	Unsolicited bool
+	// Violations is the JSON array of schema violations of a CALLRESULT
+	// that failed its response schema; it is still published.
+	Violations []byte
 }
 
 // Command is a frame for a charge point, handed to Server.Send.
@@ -108,6 +149,8 @@ type Command struct {
 	Ref any
 	// raw is Frame encoded once, at Send.
 	raw []byte
+	// heldUntil is set while the command waits for an offline charge point.
+	heldUntil time.Time
 }
 
 // Server accepts OCPP-J charge points over WebSocket (it is an
@@ -118,9 +161,13 @@ type Command struct {
 // Lock order: Server.mu before station.mu; neither is held while calling
 // the Handler.
 type Server struct {
-	opts  Options
-	log   *slog.Logger
-	stats counters
+	opts     Options
+	log      *slog.Logger
+	stats    counters
+	failures schemaFailures
+	// heldCIDs and heldBytes bound what is held for offline charge points.
+	heldCIDs  atomic.Int64
+	heldBytes atomic.Int64
 
 	mu       sync.RWMutex
 	stations map[string]*station
@@ -235,40 +282,79 @@ func (s *Server) refuse(w http.ResponseWriter, status int, counter refusal, why 
 	http.Error(w, why, status)
 }
 
-// attach makes c the charge point's current connection, replacing any
-// previous one, which is closed with 1000 "replaced". It reports false when
-// the server is shutting down.
-func (s *Server) attach(c *conn) bool {
-	s.mu.Lock()
-	if s.closing {
+// acquire returns the station of cid, in the map, with its events lock
+// held, so that what the Handler is told about it stays in order.
+func (s *Server) acquire(cid string) (*station, bool) {
+	for {
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			return nil, false
+		}
+		st := s.stationLocked(cid)
 		s.mu.Unlock()
+		st.events.Lock()
+		s.mu.RLock()
+		removed := st.removed
+		s.mu.RUnlock()
+		if !removed {
+			return st, true
+		}
+		st.events.Unlock()
+	}
+}
+
+// stationLocked returns the station of cid, making it if needed. Caller
+// holds s.mu for writing.
+func (s *Server) stationLocked(cid string) *station {
+	st := s.stations[cid]
+	if st == nil {
+		st = &station{cid: cid, srv: s}
+		s.stations[cid] = st
+	}
+	return st
+}
+
+// forgetIfIdle removes a station that holds nothing any more. Caller holds
+// st.events.
+func (s *Server) forgetIfIdle(st *station) {
+	s.mu.Lock()
+	st.mu.Lock()
+	if st.idleLocked() && !st.removed {
+		st.removed = true
+		delete(s.stations, st.cid)
+	}
+	st.mu.Unlock()
+	s.mu.Unlock()
+}
+
+// attach makes c the charge point's current connection, replacing any
+// previous one, which is closed with 1000 "replaced". Commands held while
+// it was offline, and a takeover's outstanding call, go out first. It
+// reports false when the server is shutting down.
+func (s *Server) attach(c *conn) bool {
+	st, ok := s.acquire(c.cid)
+	if !ok {
 		return false
 	}
+	defer st.events.Unlock()
 	s.conns.Add(1)
-	st := s.stations[c.cid]
-	if st == nil {
-		st = &station{cid: c.cid, srv: s}
-		s.stations[c.cid] = st
-	}
 	c.st = st
 	st.mu.Lock()
-	s.mu.Unlock()
 	old := st.conn
 	st.conn = c
-	resend := st.inflight
-	if resend != nil {
+	st.releaseLocked()
+	if cmd := st.takeInflightLocked(); cmd != nil {
 		// The predecessor never answered: send the call again on the new
 		// connection under the same UniqueId, with a fresh timeout, so the
 		// charge point can recognise a repeat.
-		st.stopTimerLocked()
-		st.inflight = nil
-		st.queue = append([]*Command{resend.cmd}, st.queue...)
+		st.queue = append([]*Command{cmd}, st.queue...)
 	}
 	st.dispatchLocked()
 	st.mu.Unlock()
 
 	s.stats.connected.Add(1)
-	s.log.Info("charge point connected", "cid", c.cid, "protocol", c.info.Protocol, "remote", c.info.Remote, "takeover", old != nil)
+	c.log.Info("charge point connected", "protocol", c.info.Protocol, "remote", c.info.Remote, "takeover", old != nil)
 	s.opts.Handler.Connected(c.info)
 	if old != nil {
 		old.shut(ReasonReplaced, websocket.StatusNormalClosure)
@@ -277,60 +363,115 @@ func (s *Server) attach(c *conn) bool {
 }
 
 // detach ends c's part in its charge point's state. With no successor the
-// outstanding and queued commands fail as offline.
+// outstanding call and the queue are held for the offline TTL, or fail as
+// offline at once.
 func (s *Server) detach(c *conn, reason Reason) {
 	st := c.st
-	s.mu.Lock()
+	st.events.Lock()
+	defer st.events.Unlock()
 	st.mu.Lock()
 	replaced := st.conn != c
 	var failed []*Command
 	if !replaced {
 		st.conn = nil
-		if st.inflight != nil {
-			st.stopTimerLocked()
-			failed = append(failed, st.inflight.cmd)
-			st.inflight = nil
+		cmds := st.queue
+		if cmd := st.takeInflightLocked(); cmd != nil {
+			cmds = append([]*Command{cmd}, cmds...)
 		}
-		failed = append(failed, st.queue...)
 		st.queue = nil
-		delete(s.stations, st.cid)
+		if s.opts.OfflineTTL > 0 && reason != ReasonShutdown {
+			now := time.Now()
+			for _, cmd := range cmds {
+				if !st.holdLocked(cmd, now) {
+					failed = append(failed, cmd)
+				}
+			}
+		} else {
+			failed = cmds
+		}
 	}
 	st.mu.Unlock()
-	s.mu.Unlock()
 
 	s.stats.connected.Add(-1)
-	s.log.Info("charge point disconnected", "cid", c.cid, "reason", reason, "replaced", replaced)
+	c.log.Info("charge point disconnected", "reason", reason, "replaced", replaced, "held", !replaced && len(failed) == 0 && st.holding)
 	for _, cmd := range failed {
 		s.fail(c.cid, cmd, gatewayError(ReasonOffline, "charge point disconnected ("+string(reason)+")"))
 	}
 	s.opts.Handler.Disconnected(c.info, reason, replaced)
+	if !replaced {
+		s.forgetIfIdle(st)
+	}
 }
 
 // Send hands a command to charge point cid without blocking. A CALL joins
-// the charge point's queue; a CALLRESULT or CALLERROR answering one of the
-// charge point's calls goes out at once, ahead of the queue. A non-nil
-// result is the refusal, and nothing is sent; otherwise the command ends
-// later in exactly one Handler.Received answer or Handler.CommandFailed.
+// the charge point's queue (or, with an offline TTL, waits for it to
+// connect); a CALLRESULT or CALLERROR answering one of the charge point's
+// calls goes out at once, ahead of the queue. A non-nil result is the
+// refusal, and nothing is sent; otherwise the command ends later in
+// exactly one Handler.Received answer or Handler.CommandFailed.
 func (s *Server) Send(cid string, cmd *Command) *GatewayError {
 	cmd.raw = cmd.Frame.AppendJSON(nil)
 	if int64(len(cmd.raw)) > s.opts.MaxFrameSize {
 		return &GatewayError{Reason: ReasonTooLarge, Code: GenericError,
 			Description: "frame would exceed max_frame_size"}
 	}
-	s.mu.RLock()
-	st := s.stations[cid]
-	s.mu.RUnlock()
-	if st == nil {
-		return gatewayError(ReasonOffline, "charge point is not connected")
+	for {
+		s.mu.RLock()
+		st := s.stations[cid]
+		s.mu.RUnlock()
+		if st == nil {
+			if cmd.Frame.Type != TypeCall || s.opts.OfflineTTL <= 0 {
+				return errOffline
+			}
+			if err := s.checkCommand(cid, OCPP16, cmd); err != nil {
+				return err
+			}
+			s.mu.Lock()
+			if s.closing {
+				s.mu.Unlock()
+				return errOffline
+			}
+			st = s.stationLocked(cid)
+			s.mu.Unlock()
+		} else if err := s.checkCommand(cid, st.protocol(), cmd); err != nil {
+			return err
+		}
+		if cmd.Frame.Type != TypeCall {
+			return st.answer(cmd)
+		}
+		err, retry := st.enqueue(cmd)
+		if !retry {
+			if err != nil && cmd.heldUntil.IsZero() {
+				st.events.Lock()
+				s.forgetIfIdle(st) // a station made for a command it could not hold
+				st.events.Unlock()
+			}
+			return err
+		}
 	}
-	if cmd.Frame.Type == TypeCall {
-		return st.enqueue(cmd)
-	}
-	return st.answer(cmd)
 }
 
 func (s *Server) fail(cid string, cmd *Command, err *GatewayError) {
 	s.opts.Handler.CommandFailed(cid, cmd, err)
+}
+
+// Kick closes charge point cid's connection, as an operator would. It
+// reports false when the charge point is not connected.
+func (s *Server) Kick(cid string) bool {
+	s.mu.RLock()
+	st := s.stations[cid]
+	s.mu.RUnlock()
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	c := st.conn
+	st.mu.Unlock()
+	if c == nil {
+		return false
+	}
+	c.shut(ReasonKicked, websocket.StatusPolicyViolation)
+	return true
 }
 
 // Sessions lists the connected charge points.
@@ -377,6 +518,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // Stats returns a snapshot of the server's counters.
-func (s *Server) Stats() Stats { return s.stats.snapshot() }
+func (s *Server) Stats() Stats {
+	st := s.stats.snapshot()
+	st.SchemaFailures = s.failures.snapshot()
+	st.HeldCIDs = s.heldCIDs.Load()
+	st.HeldBytes = s.heldBytes.Load()
+	return st
+}
 
 var _ http.Handler = (*Server)(nil)

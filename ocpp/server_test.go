@@ -33,7 +33,9 @@ func (r *recorder) Connected(s SessionInfo) { r.ch <- event{kind: "connected", i
 func (r *recorder) Disconnected(s SessionInfo, reason Reason, replaced bool) {
 	r.ch <- event{kind: "disconnected", info: s, reason: reason, replaced: replaced}
 }
-func (r *recorder) Received(s SessionInfo, in Inbound) { r.ch <- event{kind: "received", info: s, in: in} }
+func (r *recorder) Received(s SessionInfo, in Inbound) {
+	r.ch <- event{kind: "received", info: s, in: in}
+}
 func (r *recorder) CommandFailed(cid string, cmd *Command, err *GatewayError) {
 	r.ch <- event{kind: "failed", info: SessionInfo{CID: cid}, cmd: cmd, err: err}
 }

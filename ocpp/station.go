@@ -6,16 +6,31 @@ import (
 )
 
 // station is the gateway's state for one charge point id. It outlives a
-// single connection during a takeover, so the queue and the outstanding
-// call move to the new connection instead of being lost.
+// connection: during a takeover the queue and the outstanding call move to
+// the new connection, and with an offline TTL the commands wait here for
+// the charge point to come back.
+//
+// events serialises what the Handler is told about the charge point's
+// connections (Connected, Disconnected and the offline failures of a
+// disconnect), so presence can never be published out of order. It is
+// taken before Server.mu and mu; removal from Server.stations happens only
+// under it.
 type station struct {
 	cid string
 	srv *Server
+
+	events  sync.Mutex
+	removed bool // deleted from Server.stations; guarded by Server.mu and mu
 
 	mu       sync.Mutex
 	conn     *conn      // current connection; nil when none
 	inflight *inflight  // the downstream CALL awaiting its answer
 	queue    []*Command // CALLs waiting behind inflight, oldest first
+	// holding is set while the station is offline with commands held; it
+	// counts once in Server.heldCIDs and heldBytes in Server.heldBytes.
+	holding   bool
+	heldBytes int64
+	expiry    *time.Timer
 	// late remembers the last few calls that timed out, so their answers can
 	// still be published, marked late, with their action.
 	late [lateMemory]pendingCall
@@ -38,28 +53,132 @@ type pendingCall struct {
 	deadline time.Time
 }
 
-// enqueue queues a downstream CALL or refuses it.
-func (st *station) enqueue(cmd *Command) *GatewayError {
+var errOffline = gatewayError(ReasonOffline, "charge point is not connected")
+
+// enqueue queues a downstream CALL or refuses it. It reports retry when
+// the station was removed meanwhile and the caller must look it up again.
+func (st *station) enqueue(cmd *Command) (err *GatewayError, retry bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.conn == nil {
-		return gatewayError(ReasonOffline, "charge point is not connected")
+	if st.removed {
+		return nil, true
+	}
+	if st.conn == nil && st.srv.opts.OfflineTTL <= 0 {
+		return errOffline, false
 	}
 	id := cmd.Frame.UniqueID
 	if st.inflight != nil && st.inflight.cmd.Frame.UniqueID == id {
-		return gatewayError(ReasonDuplicateID, "a call with this UniqueId is outstanding")
+		return gatewayError(ReasonDuplicateID, "a call with this UniqueId is outstanding"), false
 	}
 	for _, q := range st.queue {
 		if q.Frame.UniqueID == id {
-			return gatewayError(ReasonDuplicateID, "a call with this UniqueId is queued")
+			return gatewayError(ReasonDuplicateID, "a call with this UniqueId is queued"), false
 		}
 	}
 	if st.inflight != nil && len(st.queue) >= st.srv.opts.MaxQueue {
-		return gatewayError(ReasonQueueFull, "the charge point's command queue is full")
+		return gatewayError(ReasonQueueFull, "the charge point's command queue is full"), false
+	}
+	if st.conn == nil {
+		if len(st.queue) >= st.srv.opts.MaxQueue || !st.holdLocked(cmd, time.Now()) {
+			return gatewayError(ReasonOffline, "charge point is not connected and no more commands can be held for it"), false
+		}
+		return nil, false
 	}
 	st.queue = append(st.queue, cmd)
 	st.dispatchLocked()
-	return nil
+	return nil, false
+}
+
+// holdLocked keeps cmd for an offline charge point until the TTL ends,
+// within the server-wide bounds. It reports false when a bound is reached.
+func (st *station) holdLocked(cmd *Command, now time.Time) bool {
+	s := st.srv
+	n := int64(len(cmd.raw))
+	if s.heldBytes.Add(n) > s.opts.MaxOfflineBytes {
+		s.heldBytes.Add(-n)
+		return false
+	}
+	if !st.holding {
+		if s.heldCIDs.Add(1) > int64(s.opts.MaxOfflineCIDs) {
+			s.heldCIDs.Add(-1)
+			s.heldBytes.Add(-n)
+			return false
+		}
+		st.holding = true
+	}
+	st.heldBytes += n
+	cmd.heldUntil = now.Add(s.opts.OfflineTTL)
+	st.queue = append(st.queue, cmd)
+	if st.expiry == nil {
+		st.expiry = time.AfterFunc(s.opts.OfflineTTL, st.expire)
+	}
+	return true
+}
+
+// releaseLocked ends holding: the charge point is back, or nothing is left.
+func (st *station) releaseLocked() {
+	if !st.holding {
+		return
+	}
+	st.holding = false
+	st.srv.heldCIDs.Add(-1)
+	st.srv.heldBytes.Add(-st.heldBytes)
+	st.heldBytes = 0
+	if st.expiry != nil {
+		st.expiry.Stop()
+		st.expiry = nil
+	}
+	for _, c := range st.queue {
+		c.heldUntil = time.Time{}
+	}
+}
+
+// expire fails the held commands whose TTL has ended, oldest first, and
+// forgets the station when nothing is left.
+func (st *station) expire() {
+	st.events.Lock()
+	defer st.events.Unlock()
+	st.mu.Lock()
+	st.expiry = nil
+	if st.conn != nil || !st.holding {
+		st.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	var failed []*Command
+	for len(st.queue) > 0 && !st.queue[0].heldUntil.After(now) {
+		c := st.queue[0]
+		st.queue[0] = nil
+		st.queue = st.queue[1:]
+		st.heldBytes -= int64(len(c.raw))
+		st.srv.heldBytes.Add(-int64(len(c.raw)))
+		failed = append(failed, c)
+	}
+	if len(st.queue) > 0 {
+		st.expiry = time.AfterFunc(time.Until(st.queue[0].heldUntil), st.expire)
+	} else {
+		st.releaseLocked()
+	}
+	st.mu.Unlock()
+	for _, c := range failed {
+		st.srv.fail(st.cid, c, gatewayError(ReasonOffline, "charge point did not reconnect within offline_ttl"))
+	}
+	st.srv.forgetIfIdle(st)
+}
+
+// protocol is the current connection's protocol, or 1.6 while offline.
+func (st *station) protocol() Protocol {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.conn != nil {
+		return st.conn.info.Protocol
+	}
+	return OCPP16
+}
+
+// idleLocked reports whether the station holds nothing worth keeping.
+func (st *station) idleLocked() bool {
+	return st.conn == nil && st.inflight == nil && len(st.queue) == 0
 }
 
 // dispatchLocked sends the next queued CALL when none is outstanding
@@ -77,8 +196,15 @@ func (st *station) dispatchLocked() {
 	st.conn.send(cmd.raw, TypeCall)
 }
 
-func (st *station) stopTimerLocked() {
-	st.inflight.timer.Stop()
+// takeInflightLocked removes the outstanding call, stopping its timer.
+func (st *station) takeInflightLocked() *Command {
+	f := st.inflight
+	if f == nil {
+		return nil
+	}
+	f.timer.Stop()
+	st.inflight = nil
+	return f.cmd
 }
 
 // timeout fails f if it is still outstanding and moves the queue on.
@@ -103,14 +229,21 @@ func (st *station) answer(cmd *Command) *GatewayError {
 	defer st.mu.Unlock()
 	c := st.conn
 	if c == nil {
-		return gatewayError(ReasonOffline, "charge point is not connected")
+		return errOffline
 	}
 	action, ok := c.takePending(cmd.Frame.UniqueID, time.Now())
 	if !ok {
 		return gatewayError(ReasonUnknownCall, "no call of the charge point has this UniqueId")
 	}
 	cmd.Frame.Action = action
+	if err := st.srv.checkAnswer(c, cmd); err != nil {
+		c.restorePending(cmd.Frame.UniqueID, action)
+		return err
+	}
 	c.send(cmd.raw, cmd.Frame.Type)
+	if cmd.Frame.Type == TypeCallResult {
+		c.watchAnswer(action, cmd.Frame.Payload)
+	}
 	return nil
 }
 
@@ -121,10 +254,8 @@ func (st *station) matchAnswer(in *Inbound) {
 	defer st.mu.Unlock()
 	id := in.UniqueID
 	if f := st.inflight; f != nil && f.cmd.Frame.UniqueID == id {
-		f.timer.Stop()
-		st.inflight = nil
-		in.Command = f.cmd
-		in.Action = f.cmd.Frame.Action
+		in.Command = st.takeInflightLocked()
+		in.Action = in.Command.Frame.Action
 		st.dispatchLocked()
 		return
 	}

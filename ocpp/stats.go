@@ -16,10 +16,13 @@ const (
 	inLate
 	inUnsolicited
 	inPendingEvicted
+	inConcurrentCall
+	inInvalid
 	numIn
 )
 
-var inNames = [numIn]string{"call", "callresult", "callerror", "malformed", "binary", "too_large", "late", "unsolicited", "pending_evicted"}
+var inNames = [numIn]string{"call", "callresult", "callerror", "malformed", "binary", "too_large", "late",
+	"unsolicited", "pending_evicted", "concurrent_call", "schema_invalid"}
 
 type refusal int
 
@@ -48,13 +51,20 @@ type Stats struct {
 	// Connected is the number of charge points connected now.
 	Connected int64 `json:"connected"`
 	// FramesIn counts frames from charge points by kind: call, callresult,
-	// callerror, malformed, binary, too_large, and of the answers those
-	// that were late or unsolicited.
+	// callerror, malformed, binary, too_large; of the answers those that
+	// were late or unsolicited; calls sent while another was unanswered
+	// (concurrent_call), forgotten unanswered calls (pending_evicted) and
+	// frames that failed their schema (schema_invalid).
 	FramesIn map[string]uint64 `json:"frames_in"`
 	// FramesOut counts frames sent to charge points by type.
 	FramesOut map[string]uint64 `json:"frames_out"`
 	// Refused counts handshakes refused, by reason.
 	Refused map[string]uint64 `json:"refused"`
+	// SchemaFailures counts frames and commands that failed their schema.
+	SchemaFailures []SchemaFailure `json:"schema_failures"`
+	// HeldCIDs and HeldBytes measure what is held for offline charge points.
+	HeldCIDs  int64 `json:"held_cids"`
+	HeldBytes int64 `json:"held_bytes"`
 }
 
 func (c *counters) snapshot() Stats {

@@ -1,0 +1,164 @@
+package ocpp
+
+import (
+	"sort"
+	"sync"
+)
+
+// Validator checks payloads against the schemas of one OCPP version. The
+// ocpp package declares what it needs; the schemas package provides it
+// (through an adapter in the broker), so this package never depends on a
+// schema library.
+type Validator interface {
+	// Sender reports who may send CALLs of action: the charge point, the
+	// central system, or both. ok is false when the version does not
+	// define the action.
+	Sender(action string) (fromChargePoint, fromCentralSystem, ok bool)
+	// Check validates the request (response false) or response payload of
+	// action. It returns nil when valid, else a CallError whose code is the
+	// first violation's [OCPP-J 1.6 §4.2.3], whose Description names the
+	// fields and whose Details lists the violations.
+	Check(action string, response bool, payload []byte) *CallError
+}
+
+// Checking says which directions are checked against the schemas.
+type Checking uint8
+
+// Checking modes, as the ocpp.message_format_checking values name them.
+const (
+	CheckUpstream   Checking = 1 << iota // frames from charge points
+	CheckDownstream                      // commands for charge points
+	CheckNone       Checking = 0
+	CheckAll                 = CheckUpstream | CheckDownstream
+)
+
+// schemaFailures counts schema failures by direction, action and code.
+type schemaFailures struct {
+	mu sync.Mutex
+	m  map[SchemaFailure]uint64
+}
+
+// SchemaFailure names one kind of schema failure; Count is filled in Stats.
+type SchemaFailure struct {
+	// Direction is "upstream" (from the charge point) or "downstream".
+	Direction string `json:"direction"`
+	Action    string `json:"action"`
+	Code      string `json:"code"`
+	Count     uint64 `json:"count"`
+}
+
+func (f *schemaFailures) add(direction, action, code string) {
+	f.mu.Lock()
+	if f.m == nil {
+		f.m = make(map[SchemaFailure]uint64)
+	}
+	f.m[SchemaFailure{Direction: direction, Action: action, Code: code}]++
+	f.mu.Unlock()
+}
+
+func (f *schemaFailures) snapshot() []SchemaFailure {
+	f.mu.Lock()
+	out := make([]SchemaFailure, 0, len(f.m))
+	for k, n := range f.m {
+		k.Count = n
+		out = append(out, k)
+	}
+	f.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Direction != b.Direction {
+			return a.Direction < b.Direction
+		}
+		if a.Action != b.Action {
+			return a.Action < b.Action
+		}
+		return a.Code < b.Code
+	})
+	return out
+}
+
+// validator returns the validator for protocol p and the checking mode of
+// charge point cid.
+func (s *Server) validator(cid string, p Protocol) (Validator, Checking, string) {
+	v := s.opts.Validators[p]
+	if v == nil {
+		return nil, CheckNone, ""
+	}
+	if s.opts.Checking == nil {
+		return v, CheckAll, ""
+	}
+	mode, rule := s.opts.Checking(cid)
+	return v, mode, rule
+}
+
+// checkCall checks a CALL from the charge point: an action the protocol
+// does not define is NotImplemented, one only the central system may send
+// is NotSupported, a payload that fails its schema gets the schema's code.
+func (c *conn) checkCall(f *Frame) *CallError {
+	if c.checks&CheckUpstream == 0 {
+		return nil
+	}
+	fromCP, _, ok := c.validator.Sender(f.Action)
+	if !ok {
+		return &CallError{Code: NotImplemented, Description: "unknown action " + f.Action, UniqueID: f.UniqueID}
+	}
+	if !fromCP {
+		return &CallError{Code: NotSupported, Description: f.Action + " is sent by the central system, not by a charge point", UniqueID: f.UniqueID}
+	}
+	if ce := c.validator.Check(f.Action, false, f.Payload); ce != nil {
+		ce.UniqueID = f.UniqueID
+		return ce
+	}
+	return nil
+}
+
+// checkCommand checks a downstream command before it is queued or sent.
+// An answer is checked once its action is known (checkAnswer).
+func (s *Server) checkCommand(cid string, p Protocol, cmd *Command) *GatewayError {
+	if cmd.Frame.Type != TypeCall {
+		return nil
+	}
+	v, mode, _ := s.validator(cid, p)
+	if mode&CheckDownstream == 0 {
+		return nil
+	}
+	f := &cmd.Frame
+	_, fromCS, ok := v.Sender(f.Action)
+	var ce *CallError
+	switch {
+	case !ok:
+		ce = &CallError{Code: NotImplemented, Description: "unknown action " + f.Action}
+	case !fromCS:
+		ce = &CallError{Code: NotSupported, Description: f.Action + " is sent by a charge point, not by the central system"}
+	default:
+		ce = v.Check(f.Action, false, f.Payload)
+	}
+	return s.invalid(f.Action, ce)
+}
+
+// checkAnswer checks a downstream CALLRESULT against the response schema
+// of the charge point's call it answers.
+func (s *Server) checkAnswer(c *conn, cmd *Command) *GatewayError {
+	if cmd.Frame.Type != TypeCallResult || c.checks&CheckDownstream == 0 {
+		return nil
+	}
+	return s.invalid(cmd.Frame.Action, c.validator.Check(cmd.Frame.Action, true, cmd.Frame.Payload))
+}
+
+func (s *Server) invalid(action string, ce *CallError) *GatewayError {
+	if ce == nil {
+		return nil
+	}
+	s.failures.add("downstream", action, string(ce.Code))
+	return &GatewayError{Reason: ReasonInvalidPayload, Code: ce.Code, Description: ce.Description, Violations: violations(ce.Details)}
+}
+
+// violations extracts the violations array from ErrorDetails
+// {"violations":[…]} without decoding it.
+func violations(details []byte) []byte {
+	const key = `{"violations":`
+	if len(details) > len(key)+1 && string(details[:len(key)]) == key {
+		return details[len(key) : len(details)-1]
+	}
+	return nil
+}
