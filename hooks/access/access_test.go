@@ -9,6 +9,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/chargemq/chargemq/hooks/internal/mqtttest"
 )
 
 const gateway = "ocpp"
@@ -155,24 +157,24 @@ func TestACLEmptyMountpoint(t *testing.T) {
 func TestV5SpoofRefused(t *testing.T) {
 	t.Parallel()
 	var d denials
-	_, addr := startServer(t, newHook(t, &d))
-	sub := mustDialV5(t, addr, "sub")
-	sub.subscribe(t, "ocpp/#")
-	pub := mustDialV5(t, addr, "pub")
+	_, addr := mqtttest.StartServer(t, newHook(t, &d))
+	sub := mqtttest.MustDialV5(t, addr, "sub")
+	sub.Subscribe(t, "ocpp/#")
+	pub := mqtttest.MustDialV5(t, addr, "pub")
 
 	for _, topic := range []string{"ocpp/cp/CP1", "ocpp/cp/CP1/Reply", "ocpp/presence/CP1"} {
-		if rc := pub.publish(t, topic, 1, false, "forged"); rc != packets.ErrNotAuthorized.Code {
+		if rc := pub.Publish(t, topic, 1, false, "forged"); rc != packets.ErrNotAuthorized.Code {
 			t.Errorf("QoS 1 publish to %s: PUBACK %#x, want 0x87", topic, rc)
 		}
 	}
-	if rc := pub.publish(t, "ocpp/cp/CP1", 2, false, "forged"); rc != packets.ErrNotAuthorized.Code {
+	if rc := pub.Publish(t, "ocpp/cp/CP1", 2, false, "forged"); rc != packets.ErrNotAuthorized.Code {
 		t.Errorf("QoS 2 publish: PUBREC %#x, want 0x87", rc)
 	}
-	pub.publish(t, "ocpp/cp/CP1", 0, false, "forged") // QoS 0: dropped silently
-	if rc := pub.publish(t, "ocpp/cs/CP1", 1, false, "marker"); rc != 0 {
+	pub.Publish(t, "ocpp/cp/CP1", 0, false, "forged") // QoS 0: dropped silently
+	if rc := pub.Publish(t, "ocpp/cs/CP1", 1, false, "marker"); rc != 0 {
 		t.Fatalf("downstream publish: PUBACK %#x, want 0", rc)
 	}
-	sub.expectNext(t, "ocpp/cs/CP1", "marker") // nothing forged arrived before it
+	sub.ExpectNext(t, "ocpp/cs/CP1", "marker") // nothing forged arrived before it
 	if got := len(d.list()); got != 5 {
 		t.Errorf("OnDenied called %d times, want 5: %q", got, d.list())
 	}
@@ -184,40 +186,40 @@ func TestV5SpoofRefused(t *testing.T) {
 // A real client whose id equals a charge point id gets no gateway rights.
 func TestClientNamedLikeChargePoint(t *testing.T) {
 	t.Parallel()
-	_, addr := startServer(t, newHook(t, nil))
-	cp := mustDialV5(t, addr, "CP1")
-	if rc := cp.publish(t, "ocpp/cp/CP1", 1, false, "forged"); rc != packets.ErrNotAuthorized.Code {
+	_, addr := mqtttest.StartServer(t, newHook(t, nil))
+	cp := mqtttest.MustDialV5(t, addr, "CP1")
+	if rc := cp.Publish(t, "ocpp/cp/CP1", 1, false, "forged"); rc != packets.ErrNotAuthorized.Code {
 		t.Errorf("PUBACK %#x, want 0x87", rc)
 	}
 }
 
 func TestV5AllowedWrites(t *testing.T) {
 	t.Parallel()
-	_, addr := startServer(t, newHook(t, nil))
-	sub := mustDialV5(t, addr, "sub")
-	sub.subscribe(t, "#")
-	pub := mustDialV5(t, addr, "pub")
+	_, addr := mqtttest.StartServer(t, newHook(t, nil))
+	sub := mqtttest.MustDialV5(t, addr, "sub")
+	sub.Subscribe(t, "#")
+	pub := mqtttest.MustDialV5(t, addr, "pub")
 	for _, topic := range []string{"ocpp/cs/CP1", "sensors/1", "ocppx/cp/CP1"} {
-		if rc := pub.publish(t, topic, 1, false, topic); rc != 0 {
+		if rc := pub.Publish(t, topic, 1, false, topic); rc != 0 {
 			t.Errorf("publish to %s: PUBACK %#x, want 0", topic, rc)
 		}
-		sub.expectNext(t, topic, topic)
+		sub.ExpectNext(t, topic, topic)
 	}
 }
 
 func TestV3QoS0SpoofDropped(t *testing.T) {
 	t.Parallel()
 	var d denials
-	_, addr := startServer(t, newHook(t, &d))
-	sub := mustDialV5(t, addr, "sub")
-	sub.subscribe(t, "ocpp/#")
-	pub, rc := dialV3(t, addr, "pub3", nil)
+	_, addr := mqtttest.StartServer(t, newHook(t, &d))
+	sub := mqtttest.MustDialV5(t, addr, "sub")
+	sub.Subscribe(t, "ocpp/#")
+	pub, rc := mqtttest.DialV3(t, addr, "pub3", nil)
 	if rc != 0 {
 		t.Fatalf("CONNACK %d", rc)
 	}
-	pub.publish(t, "ocpp/cp/CP1", 0, 0, "forged")
-	pub.publish(t, "ocpp/cs/CP1", 0, 0, "marker")
-	sub.expectNext(t, "ocpp/cs/CP1", "marker")
+	pub.Publish(t, "ocpp/cp/CP1", 0, 0, "forged")
+	pub.Publish(t, "ocpp/cs/CP1", 0, 0, "marker")
+	sub.ExpectNext(t, "ocpp/cs/CP1", "marker")
 	if got := d.list(); len(got) != 1 || got[0] != "pub3 ocpp/cp/CP1" {
 		t.Errorf("OnDenied calls %q", got)
 	}
@@ -226,22 +228,22 @@ func TestV3QoS0SpoofDropped(t *testing.T) {
 func TestV3QoS1SpoofDisconnects(t *testing.T) {
 	t.Parallel()
 	for _, qos := range []byte{1, 2} {
-		_, addr := startServer(t, newHook(t, nil))
-		pub, rc := dialV3(t, addr, "pub3", nil)
+		_, addr := mqtttest.StartServer(t, newHook(t, nil))
+		pub, rc := mqtttest.DialV3(t, addr, "pub3", nil)
 		if rc != 0 {
 			t.Fatalf("CONNACK %d", rc)
 		}
-		pub.publish(t, "ocpp/cp/CP1", qos, 1, "forged")
-		pub.expectClosed(t)
+		pub.Publish(t, "ocpp/cp/CP1", qos, 1, "forged")
+		pub.ExpectClosed(t)
 	}
 }
 
 func TestV3DownstreamAllowed(t *testing.T) {
 	t.Parallel()
-	_, addr := startServer(t, newHook(t, nil))
-	pub, _ := dialV3(t, addr, "pub3", nil)
-	pub.publish(t, "ocpp/cs/CP1", 1, 7, "cmd")
-	if ack := pub.expectPacket(t, packets.Puback); ack.PacketID != 7 {
+	_, addr := mqtttest.StartServer(t, newHook(t, nil))
+	pub, _ := mqtttest.DialV3(t, addr, "pub3", nil)
+	pub.Publish(t, "ocpp/cs/CP1", 1, 7, "cmd")
+	if ack := pub.ExpectPacket(t, packets.Puback); ack.PacketID != 7 {
 		t.Errorf("PUBACK for packet %d, want 7", ack.PacketID)
 	}
 }
@@ -249,9 +251,9 @@ func TestV3DownstreamAllowed(t *testing.T) {
 // The gateway's virtual client publishes upstream through InjectPacket and reaches subscribers.
 func TestGatewayInlineClientPublishes(t *testing.T) {
 	t.Parallel()
-	srv, addr := startServer(t, newHook(t, nil))
-	sub := mustDialV5(t, addr, "sub")
-	sub.subscribe(t, "ocpp/#")
+	srv, addr := mqtttest.StartServer(t, newHook(t, nil))
+	sub := mqtttest.MustDialV5(t, addr, "sub")
+	sub.Subscribe(t, "ocpp/#")
 	cp := srv.NewClient(nil, gateway, "CP1", true)
 	for i, topic := range []string{"ocpp/cp/CP1", "ocpp/presence/CP1"} {
 		err := srv.InjectPacket(cp, packets.Packet{
@@ -261,21 +263,21 @@ func TestGatewayInlineClientPublishes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("InjectPacket: %v", err)
 		}
-		sub.expectNext(t, topic, string([]byte{byte('0' + i)}))
+		sub.ExpectNext(t, topic, string([]byte{byte('0' + i)}))
 	}
 }
 
 func TestWillTopicChecked(t *testing.T) {
 	t.Parallel()
 	var d denials
-	srv, addr := startServer(t, newHook(t, &d))
+	srv, addr := mqtttest.StartServer(t, newHook(t, &d))
 
 	for _, topic := range []string{"ocpp/presence/CP1", "ocpp/cp/CP1", "$SYS/broker/uptime"} {
-		_, ca, err := dialV5(t, addr, "w5", &paho.WillMessage{Topic: topic, Payload: []byte("offline"), Retain: true, QoS: 1})
+		_, ca, err := mqtttest.DialV5(t, addr, "w5", &paho.WillMessage{Topic: topic, Payload: []byte("offline"), Retain: true, QoS: 1})
 		if err == nil || ca == nil || ca.ReasonCode != packets.ErrNotAuthorized.Code {
 			t.Errorf("v5 will on %s: CONNACK %+v, %v; want 0x87", topic, ca, err)
 		}
-		_, rc := dialV3(t, addr, "w3", &packets.ConnectParams{WillTopic: topic, WillPayload: []byte("offline"), WillRetain: true})
+		_, rc := mqtttest.DialV3(t, addr, "w3", &packets.ConnectParams{WillTopic: topic, WillPayload: []byte("offline"), WillRetain: true})
 		if rc != packets.Err3NotAuthorized.Code {
 			t.Errorf("v3 will on %s: CONNACK %d, want 5", topic, rc)
 		}
@@ -284,10 +286,10 @@ func TestWillTopicChecked(t *testing.T) {
 		t.Errorf("OnDenied called %d times, want 6: %q", got, d.list())
 	}
 	for _, topic := range []string{"ocpp/cs/CP1", "clients/w5/state"} {
-		if _, _, err := dialV5(t, addr, "ok5", &paho.WillMessage{Topic: topic, Payload: []byte("x")}); err != nil {
+		if _, _, err := mqtttest.DialV5(t, addr, "ok5", &paho.WillMessage{Topic: topic, Payload: []byte("x")}); err != nil {
 			t.Errorf("v5 will on %s refused: %v", topic, err)
 		}
-		if _, rc := dialV3(t, addr, "ok3", &packets.ConnectParams{WillTopic: topic, WillPayload: []byte("x")}); rc != 0 {
+		if _, rc := mqtttest.DialV3(t, addr, "ok3", &packets.ConnectParams{WillTopic: topic, WillPayload: []byte("x")}); rc != 0 {
 			t.Errorf("v3 will on %s: CONNACK %d", topic, rc)
 		}
 	}
@@ -298,9 +300,9 @@ func TestWillTopicChecked(t *testing.T) {
 
 func TestSubscribeAllowed(t *testing.T) {
 	t.Parallel()
-	_, addr := startServer(t, newHook(t, nil))
-	c := mustDialV5(t, addr, "sub")
+	_, addr := mqtttest.StartServer(t, newHook(t, nil))
+	c := mqtttest.MustDialV5(t, addr, "sub")
 	for _, f := range []string{"ocpp/#", "ocpp/cp/+", "ocpp/cs/+", "#"} {
-		c.subscribe(t, f)
+		c.Subscribe(t, f)
 	}
 }

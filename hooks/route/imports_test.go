@@ -1,26 +1,11 @@
 package route
 
 import (
-	"go/build"
-	"strings"
 	"testing"
+
+	"github.com/chargemq/chargemq/hooks/internal/mqtttest"
 )
 
-// TestImports holds ARCHITECTURE.md's import rule: this package imports no project package.
-func TestImports(t *testing.T) {
-	for _, test := range []bool{false, true} {
-		p, err := build.ImportDir(".", 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		imports := p.Imports
-		if test {
-			imports = append(p.TestImports, p.XTestImports...)
-		}
-		for _, imp := range imports {
-			if strings.HasPrefix(imp, "github.com/chargemq/") {
-				t.Errorf("imports %s (test files: %v)", imp, test)
-			}
-		}
-	}
-}
+// TestImports holds ARCHITECTURE.md's import rule for hooks: this package imports no project
+// package, and its test files none but the shared test support under hooks/internal.
+func TestImports(t *testing.T) { mqtttest.CheckImports(t, ".") }

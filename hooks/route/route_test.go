@@ -9,6 +9,8 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/chargemq/chargemq/hooks/internal/mqtttest"
 )
 
 const gateway = "ocpp"
@@ -62,7 +64,7 @@ func newRoute(t *testing.T, code packets.Code) (*Hook, chan delivery) {
 func startRouted(t *testing.T, code packets.Code) (*mqtt.Server, string, chan delivery) {
 	t.Helper()
 	h, calls := newRoute(t, code)
-	srv, addr := startServer(t, new(allowAll), h)
+	srv, addr := mqtttest.StartServer(t, new(allowAll), h)
 	return srv, addr, calls
 }
 
@@ -71,7 +73,7 @@ func nextDelivery(t *testing.T, calls chan delivery) delivery {
 	select {
 	case d := <-calls:
 		return d
-	case <-time.After(testTimeout):
+	case <-time.After(mqtttest.Timeout):
 		t.Fatal("Deliver not called in time")
 		return delivery{}
 	}
@@ -193,12 +195,12 @@ func TestOnPublishNoAllocOnOtherTopics(t *testing.T) {
 func TestDownstreamDelivered(t *testing.T) {
 	t.Parallel()
 	_, addr, calls := startRouted(t, packets.CodeSuccess)
-	sub := mustDialV5(t, addr, "audit")
-	sub.subscribe(t, "ocpp/cs/#")
-	pub := mustDialV5(t, addr, "csms")
+	sub := mqtttest.MustDialV5(t, addr, "audit")
+	sub.Subscribe(t, "ocpp/cs/#")
+	pub := mqtttest.MustDialV5(t, addr, "csms")
 	for _, qos := range []byte{0, 1, 2} {
 		payload := `[2,"` + string('a'+rune(qos)) + `","Reset",{"type":"Soft"}]`
-		if rc := pub.publish(t, "ocpp/cs/CP1", qos, false, payload); rc >= 0x80 {
+		if rc := pub.Publish(t, "ocpp/cs/CP1", qos, false, payload); rc >= 0x80 {
 			t.Fatalf("QoS %d: reason code %#x", qos, rc)
 		}
 		d := nextDelivery(t, calls)
@@ -206,18 +208,18 @@ func TestDownstreamDelivered(t *testing.T) {
 		if d != want {
 			t.Errorf("QoS %d: Deliver got %+v, want %+v", qos, d, want)
 		}
-		sub.expectNext(t, "ocpp/cs/CP1", payload) // commands still fan out
+		sub.ExpectNext(t, "ocpp/cs/CP1", payload) // commands still fan out
 	}
 }
 
 func TestOtherTopicsNotDelivered(t *testing.T) {
 	t.Parallel()
 	_, addr, calls := startRouted(t, packets.CodeSuccess)
-	pub := mustDialV5(t, addr, "pub")
+	pub := mqtttest.MustDialV5(t, addr, "pub")
 	for _, topic := range []string{"ocpp/cp/CP1", "ocpp/cs/CP1/x", "ocpp/cs/", "sensors/1"} {
-		pub.publish(t, topic, 1, false, "x")
+		pub.Publish(t, topic, 1, false, "x")
 	}
-	pub.publish(t, "ocpp/cs/marker", 1, false, "m")
+	pub.Publish(t, "ocpp/cs/marker", 1, false, "m")
 	if d := nextDelivery(t, calls); d.cid != "marker" {
 		t.Fatalf("Deliver got %+v before the marker", d)
 	}
@@ -227,14 +229,14 @@ func TestOtherTopicsNotDelivered(t *testing.T) {
 func TestRetainedCommandNotStored(t *testing.T) {
 	t.Parallel()
 	srv, addr, calls := startRouted(t, packets.CodeSuccess)
-	pub := mustDialV5(t, addr, "csms")
+	pub := mqtttest.MustDialV5(t, addr, "csms")
 	for _, qos := range []byte{0, 1, 2} {
-		pub.publish(t, "ocpp/cs/CP1", qos, true, "cmd")
+		pub.Publish(t, "ocpp/cs/CP1", qos, true, "cmd")
 		if d := nextDelivery(t, calls); d.retain || d.cid != "CP1" {
 			t.Errorf("QoS %d: Deliver got %+v", qos, d)
 		}
 	}
-	pub.publish(t, "other/state", 1, true, "kept") // control: retained elsewhere is stored
+	pub.Publish(t, "other/state", 1, true, "kept") // control: retained elsewhere is stored
 	if msgs := srv.Topics.Messages("ocpp/#"); len(msgs) != 0 {
 		t.Errorf("retained store holds %d messages under ocpp/", len(msgs))
 	}
@@ -242,10 +244,10 @@ func TestRetainedCommandNotStored(t *testing.T) {
 		t.Errorf("control retained message not stored: %d", len(msgs))
 	}
 
-	late := mustDialV5(t, addr, "late")
-	late.subscribe(t, "ocpp/cs/#")
-	pub.publish(t, "ocpp/cs/CP2", 1, false, "marker")
-	late.expectNext(t, "ocpp/cs/CP2", "marker") // no retained command came first
+	late := mqtttest.MustDialV5(t, addr, "late")
+	late.Subscribe(t, "ocpp/cs/#")
+	pub.Publish(t, "ocpp/cs/CP2", 1, false, "marker")
+	late.ExpectNext(t, "ocpp/cs/CP2", "marker") // no retained command came first
 	nextDelivery(t, calls)
 	expectNoDelivery(t, calls) // each command delivered once
 }
@@ -254,52 +256,52 @@ func TestRefusedV5QoS1GetsReasonCode(t *testing.T) {
 	t.Parallel()
 	for _, code := range []packets.Code{packets.ErrQuotaExceeded, packets.ErrPayloadFormatInvalid, packets.ErrPacketTooLarge} {
 		_, addr, calls := startRouted(t, code)
-		sub := mustDialV5(t, addr, "audit")
-		sub.subscribe(t, "#")
-		pub := mustDialV5(t, addr, "csms")
-		if rc := pub.publish(t, "ocpp/cs/CP1", 1, true, "refused"); rc != code.Code {
+		sub := mqtttest.MustDialV5(t, addr, "audit")
+		sub.Subscribe(t, "#")
+		pub := mqtttest.MustDialV5(t, addr, "csms")
+		if rc := pub.Publish(t, "ocpp/cs/CP1", 1, true, "refused"); rc != code.Code {
 			t.Errorf("PUBACK %#x, want %#x", rc, code.Code)
 		}
 		nextDelivery(t, calls)
-		pub.publish(t, "marker", 1, false, "m")
-		sub.expectNext(t, "marker", "m") // the refused command was not fanned out
+		pub.Publish(t, "marker", 1, false, "m")
+		sub.ExpectNext(t, "marker", "m") // the refused command was not fanned out
 	}
 }
 
 func TestRefusedQoS2AndQoS0NotRefused(t *testing.T) {
 	t.Parallel()
 	_, addr, calls := startRouted(t, packets.ErrQuotaExceeded)
-	sub := mustDialV5(t, addr, "audit")
-	sub.subscribe(t, "ocpp/cs/#")
-	pub := mustDialV5(t, addr, "csms")
+	sub := mqtttest.MustDialV5(t, addr, "audit")
+	sub.Subscribe(t, "ocpp/cs/#")
+	pub := mqtttest.MustDialV5(t, addr, "csms")
 	for _, qos := range []byte{2, 0} {
-		if rc := pub.publish(t, "ocpp/cs/CP1", qos, false, "cmd"); rc != 0 {
+		if rc := pub.Publish(t, "ocpp/cs/CP1", qos, false, "cmd"); rc != 0 {
 			t.Errorf("QoS %d: reason code %#x, want success", qos, rc)
 		}
 		nextDelivery(t, calls)
-		sub.expectNext(t, "ocpp/cs/CP1", "cmd")
+		sub.ExpectNext(t, "ocpp/cs/CP1", "cmd")
 	}
 }
 
 func TestRefusedV3QoS1Acked(t *testing.T) {
 	t.Parallel()
 	srv, addr, calls := startRouted(t, packets.ErrQuotaExceeded)
-	pub, rc := dialV3(t, addr, "csms3", nil)
+	pub, rc := mqtttest.DialV3(t, addr, "csms3", nil)
 	if rc != 0 {
 		t.Fatalf("CONNACK %d", rc)
 	}
-	pub.publish(t, "ocpp/cs/CP1", 1, 9, "cmd")
-	if ack := pub.expectPacket(t, packets.Puback); ack.PacketID != 9 {
+	pub.Publish(t, "ocpp/cs/CP1", 1, 9, "cmd")
+	if ack := pub.ExpectPacket(t, packets.Puback); ack.PacketID != 9 {
 		t.Errorf("PUBACK for %d, want 9", ack.PacketID)
 	}
 	if d := nextDelivery(t, calls); d.cid != "CP1" || d.client != "csms3" {
 		t.Errorf("Deliver got %+v", d)
 	}
-	pub.send(t, packets.Packet{
+	pub.Send(t, packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
 		TopicName:   "ocpp/cs/CP1", PacketID: 10, Payload: []byte("retained"),
 	})
-	pub.expectPacket(t, packets.Puback)
+	pub.ExpectPacket(t, packets.Puback)
 	nextDelivery(t, calls)
 	if msgs := srv.Topics.Messages("ocpp/#"); len(msgs) != 0 {
 		t.Errorf("v3 retained command stored: %d", len(msgs))
@@ -310,8 +312,8 @@ func TestRefusedV3QoS1Acked(t *testing.T) {
 func TestInlineClients(t *testing.T) {
 	t.Parallel()
 	srv, addr, calls := startRouted(t, packets.CodeSuccess)
-	sub := mustDialV5(t, addr, "audit")
-	sub.subscribe(t, "ocpp/#")
+	sub := mqtttest.MustDialV5(t, addr, "audit")
+	sub.Subscribe(t, "ocpp/#")
 	inject := func(cl *mqtt.Client, topic, payload string) {
 		t.Helper()
 		err := srv.InjectPacket(cl, packets.Packet{
@@ -324,9 +326,9 @@ func TestInlineClients(t *testing.T) {
 	}
 	cp := srv.NewClient(nil, gateway, "CP1", true)
 	inject(cp, "ocpp/cp/CP1", "upstream")
-	sub.expectNext(t, "ocpp/cp/CP1", "upstream")
+	sub.ExpectNext(t, "ocpp/cp/CP1", "upstream")
 	inject(cp, "ocpp/cs/CP2", "from-gateway")
-	sub.expectNext(t, "ocpp/cs/CP2", "from-gateway")
+	sub.ExpectNext(t, "ocpp/cs/CP2", "from-gateway")
 	expectNoDelivery(t, calls)
 
 	app := srv.NewClient(nil, "app", "embedder", true)
@@ -334,16 +336,16 @@ func TestInlineClients(t *testing.T) {
 	if d := nextDelivery(t, calls); d.client != "embedder" || d.cid != "CP2" || d.payload != "from-app" {
 		t.Errorf("Deliver got %+v", d)
 	}
-	sub.expectNext(t, "ocpp/cs/CP2", "from-app")
+	sub.ExpectNext(t, "ocpp/cs/CP2", "from-app")
 }
 
 // A Will on a downstream topic is a command too: delivered once, never retained.
 func TestWillCommand(t *testing.T) {
 	t.Parallel()
 	srv, addr, calls := startRouted(t, packets.CodeSuccess)
-	sub := mustDialV5(t, addr, "audit")
-	sub.subscribe(t, "ocpp/cs/#")
-	_, _, err := dialV5(t, addr, "dying", &paho.WillMessage{Topic: "ocpp/cs/CP1", Payload: []byte("last"), Retain: true, QoS: 1})
+	sub := mqtttest.MustDialV5(t, addr, "audit")
+	sub.Subscribe(t, "ocpp/cs/#")
+	_, _, err := mqtttest.DialV5(t, addr, "dying", &paho.WillMessage{Topic: "ocpp/cs/CP1", Payload: []byte("last"), Retain: true, QoS: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +358,7 @@ func TestWillCommand(t *testing.T) {
 	if d := nextDelivery(t, calls); d.cid != "CP1" || d.payload != "last" || d.retain || d.client != "dying" {
 		t.Errorf("Deliver got %+v", d)
 	}
-	sub.expectNext(t, "ocpp/cs/CP1", "last")
+	sub.ExpectNext(t, "ocpp/cs/CP1", "last")
 	if msgs := srv.Topics.Messages("ocpp/#"); len(msgs) != 0 {
 		t.Errorf("retained Will command stored: %d", len(msgs))
 	}
