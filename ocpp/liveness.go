@@ -93,8 +93,12 @@ func (c *conn) setHeartbeat(seconds float64) {
 		return
 	}
 	d := time.Duration(seconds * float64(time.Second))
-	if time.Duration(c.heartbeat.Swap(int64(d))) != d {
-		c.log.Debug("heartbeat interval changed", "interval", d)
+	if time.Duration(c.heartbeat.Swap(int64(d))) == d {
+		return
+	}
+	c.log.Debug("heartbeat interval changed", "interval", d)
+	if t := c.watchdog.Load(); t != nil && c.gotFrame.Load() {
+		t.Reset(c.heartbeatWindow()) // checkLiveness measures from the last activity
 	}
 }
 
