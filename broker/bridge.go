@@ -247,7 +247,7 @@ func (b *bridge) Deliver(cl *mqtt.Client, cid string, pk packets.Packet) packets
 		cmd.Ref = ref
 	}
 	if err := b.ocpp.Send(cid, cmd); err != nil {
-		b.publishGatewayError(cid, f.UniqueID, f.Action, err, ref)
+		b.publishGatewayError(cid, f.UniqueID, cmd.Frame.Action, err, ref)
 		return pubackCode(err.Reason)
 	}
 	return packets.CodeSuccess

@@ -93,6 +93,8 @@ type Broker struct {
 	mqtt   *mqtt.Server
 	ocpp   *ocpp.Server
 	bridge *bridge
+	// validators are the schema sets per protocol.
+	validators map[ocpp.Protocol]ocpp.Validator
 
 	addrs   map[string]net.Addr
 	servers []*http.Server
@@ -121,6 +123,7 @@ func New(opts Options) (*Broker, error) {
 	if o.Validators, o.Checking, err = validation(opts); err != nil {
 		return nil, err
 	}
+	b.validators = o.Validators
 	b.ocpp = ocpp.NewServer(o)
 	b.bridge.ocpp = b.ocpp
 

@@ -346,3 +346,10 @@ func TestRetainedCommandIsNotStored(t *testing.T) {
 		t.Fatalf("late subscriber got %v first: the command was retained", m)
 	}
 }
+
+func jsonUnmarshal(t *testing.T, data []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", data, err)
+	}
+}

@@ -1,0 +1,214 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// presence reads the next presence message and checks its state and reason.
+func expectPresence(t *testing.T, sub *mqttClient, cid, state, reason string) {
+	t.Helper()
+	m := sub.next(t, "ocpp/presence/"+cid)
+	if m["cid"] != cid || m["state"] != state || m["protocol"] != "ocpp1.6" || m["at"] == nil || m["remote"] == nil {
+		t.Fatalf("presence %v, want %s", m, state)
+	}
+	if got, _ := m["reason"].(string); got != reason {
+		t.Fatalf("presence reason %q, want %q", got, reason)
+	}
+}
+
+func TestPresence(t *testing.T) {
+	b := startBroker(t, nil)
+	sub := dialMQTT(t, b.Addr(ListenerMQTT), "watcher")
+	sub.subscribe(t, "ocpp/presence/#")
+
+	cp := dialCP(t, b, "CP1")
+	expectPresence(t, sub, "CP1", "online", "")
+	// A takeover: the charge point stays online; the replaced socket's close
+	// publishes nothing.
+	cp2 := dialCP(t, b, "CP1")
+	expectPresence(t, sub, "CP1", "online", "")
+	cp.ws.Read(context.Background()) // answers the server's close
+	cp2.ws.Close(websocket.StatusNormalClosure, "")
+	expectPresence(t, sub, "CP1", "offline", "closed")
+
+	// The retained message is the current state.
+	late := dialMQTT(t, b.Addr(ListenerMQTT), "late")
+	late.subscribe(t, "ocpp/presence/#")
+	expectPresence(t, late, "CP1", "offline", "closed")
+
+	dialCP(t, b, "CP2").ws.CloseRead(context.Background())
+	expectPresence(t, sub, "CP2", "online", "")
+	b.OCPP().Kick("CP2")
+	expectPresence(t, sub, "CP2", "offline", "kicked")
+}
+
+func TestPresenceOnShutdown(t *testing.T) {
+	b := startBroker(t, nil)
+	sub := dialMQTT(t, b.Addr(ListenerMQTT), "watcher")
+	sub.subscribe(t, "ocpp/presence/#")
+	cp := dialCP(t, b, "CP1")
+	cp.ws.CloseRead(context.Background())
+	expectPresence(t, sub, "CP1", "online", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.OCPP().Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expectPresence(t, sub, "CP1", "offline", "shutdown")
+}
+
+func TestPresenceOnHeartbeatTimeout(t *testing.T) {
+	b := startBroker(t, func(o *Options) {
+		o.OCPP.IdleTimeout = -1
+		o.OCPP.HeartbeatInterval = 30 * time.Millisecond
+	})
+	sub := dialMQTT(t, b.Addr(ListenerMQTT), "watcher")
+	sub.subscribe(t, "ocpp/presence/#")
+	dialCP(t, b, "CP1").ws.CloseRead(context.Background())
+	expectPresence(t, sub, "CP1", "online", "")
+	expectPresence(t, sub, "CP1", "offline", "heartbeat_timeout")
+}
+
+// TestResponseTopic: an MQTT 5 command with Response Topic and Correlation
+// Data gets its final message there too.
+func TestResponseTopic(t *testing.T) {
+	b := startBroker(t, func(o *Options) { o.OCPP.CallTimeout = 50 * time.Millisecond })
+	csms := dialMQTT(t, b.Addr(ListenerMQTT), "csms")
+	csms.subscribe(t, "csms/replies/#")
+	cp := dialCP(t, b, "CP1")
+	waitFor(t, "connected", func() bool { return b.Stats().OCPP.Connected == 1 })
+
+	ask := func(id, responseTopic string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err := csms.c.Publish(ctx, &paho.Publish{Topic: "ocpp/cs/CP1", QoS: 1,
+			Payload:    []byte(`{"MessageTypeId":2,"UniqueId":"` + id + `","Action":"Reset","Payload":{"type":"Soft"}}`),
+			Properties: &paho.PublishProperties{ResponseTopic: responseTopic, CorrelationData: []byte("corr-" + id)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectReply := func(id string, mtype float64) {
+		t.Helper()
+		select {
+		case p := <-csms.msgs:
+			if p.Topic != "csms/replies/1" || string(p.Properties.CorrelationData) != "corr-"+id {
+				t.Fatalf("reply on %s with correlation %q", p.Topic, p.Properties.CorrelationData)
+			}
+			var m map[string]any
+			jsonUnmarshal(t, p.Payload, &m)
+			if m["UniqueId"] != id || m["MessageTypeId"] != mtype {
+				t.Fatalf("reply %v", m)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no reply on the response topic")
+		}
+	}
+	ask("r1", "csms/replies/1")
+	cp.recv(t)
+	cp.send(t, `[3,"r1",{"status":"Accepted"}]`)
+	expectReply("r1", 3)
+	// The gateway error of a timed-out command goes there too.
+	ask("r2", "csms/replies/1")
+	cp.recv(t)
+	expectReply("r2", 4)
+	// A Response Topic under the mountpoint is ignored and counted.
+	ask("r3", "ocpp/cp/CP1/Reply")
+	cp.recv(t)
+	waitFor(t, "ignored response topic counted", func() bool { return b.Stats().ResponseTopicsIgnored == 1 })
+}
+
+// TestManyChargePointsRace runs about 200 charge points that connect, get
+// commands, answer some, let others time out, and reconnect, all at once,
+// under the race detector. Every command must end in exactly one final
+// message.
+func TestManyChargePointsRace(t *testing.T) {
+	const cps, rounds = 200, 3
+	b := startBroker(t, func(o *Options) {
+		o.OCPP.CallTimeout = 100 * time.Millisecond
+		o.OCPP.OfflineTTL = 2 * time.Second
+	})
+	sub := dialMQTT(t, b.Addr(ListenerMQTT), "csms")
+	sub.subscribe(t, "ocpp/cp/+/Reply")
+	cmd := dialMQTT(t, b.Addr(ListenerMQTT), "commander")
+
+	var wg sync.WaitGroup
+	errs := make(chan error, cps)
+	for i := range cps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cid := fmt.Sprintf("CP%03d", i)
+			for r := range rounds {
+				ws, _, err := websocket.Dial(context.Background(), "ws://"+b.Addr(ListenerOCPP).String()+"/ocpp/"+cid,
+					&websocket.DialOptions{Subprotocols: []string{"ocpp1.6"}})
+				if err != nil {
+					errs <- err
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				// Two commands per round: the first is answered, the second times out.
+				for k := range 2 {
+					id := fmt.Sprintf("%s-%d-%d", cid, r, k)
+					payload := `{"MessageTypeId":2,"UniqueId":"` + id + `","Action":"Reset","Payload":{"type":"Soft"}}`
+					if _, err := cmd.c.Publish(ctx, &paho.Publish{Topic: "ocpp/cs/" + cid, QoS: 1, Payload: []byte(payload)}); err != nil {
+						errs <- err
+						cancel()
+						return
+					}
+				}
+				_, data, err := ws.Read(ctx)
+				if err != nil {
+					errs <- fmt.Errorf("%s read: %w", cid, err)
+					cancel()
+					return
+				}
+				var frame []any
+				if err := json.Unmarshal(data, &frame); err != nil || len(frame) < 2 {
+					errs <- fmt.Errorf("%s frame %s: %v", cid, data, err)
+					cancel()
+					return
+				}
+				id, _ := frame[1].(string)
+				ws.Write(ctx, websocket.MessageText, []byte(`[3,"`+id+`",{"status":"Accepted"}]`))
+				ws.Read(ctx) // the second command; left unanswered
+				cancel()
+				ws.Close(websocket.StatusNormalClosure, "")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Every command ends in one final message: an answer or a gateway error.
+	finals := map[string]int{}
+	deadline := time.After(30 * time.Second)
+	for len(finals) < cps*rounds*2 {
+		select {
+		case p := <-sub.msgs:
+			var m map[string]any
+			jsonUnmarshal(t, p.Payload, &m)
+			if m["Late"] == true {
+				continue
+			}
+			id := m["UniqueId"].(string)
+			finals[id]++
+			if finals[id] > 1 {
+				t.Fatalf("command %s ended twice: %v", id, m)
+			}
+		case <-deadline:
+			t.Fatalf("only %d of %d commands ended", len(finals), cps*rounds*2)
+		}
+	}
+}
