@@ -3,11 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
+	"os"
+	"path"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/chargemq/chargemq/broker"
 )
 
 // Config is everything the process can be told, as one value. It is filled in
@@ -51,9 +56,39 @@ type OCPPConfig struct {
 	Mountpoint string `yaml:"mountpoint"`
 	// WriteTimeout is how long a charge point may leave its socket unread
 	// before it is closed as a slow consumer.
-	WriteTimeout time.Duration  `yaml:"write_timeout"`
-	Upstream     UpstreamConfig `yaml:"upstream"`
-	Dnstream     DnstreamConfig `yaml:"dnstream"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// DefaultHeartbeatInterval × (1 + HeartbeatCheckingTimesBackoff) of
+	// silence from a charge point (no frame, no ping or pong) closes it. The
+	// interval then follows what the central system tells the charge point
+	// (BootNotification, ChangeConfiguration of HeartbeatInterval).
+	DefaultHeartbeatInterval      time.Duration `yaml:"default_heartbeat_interval"`
+	HeartbeatCheckingTimesBackoff int           `yaml:"heartbeat_checking_times_backoff"`
+	// IdleTimeout is the deadline for the first OCPP frame after the
+	// WebSocket upgrade; it is not rolling.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// WSPingInterval makes the server send WebSocket pings; 0 sends none.
+	WSPingInterval time.Duration `yaml:"ws_ping_interval"`
+	// PresenceTopic is the template of the retained presence messages.
+	PresenceTopic string `yaml:"presence_topic"`
+	// MessageFormatChecking is the schema checking mode: all, upstream_only,
+	// dnstream_only or disable.
+	MessageFormatChecking string `yaml:"message_format_checking"`
+	// CheckingOverrides change the mode for charge points whose id matches
+	// a glob; the first match wins.
+	CheckingOverrides []CheckingOverride `yaml:"checking_overrides"`
+	// JSONSchemaIDPrefix is the prefix of schema ids; files in JSONSchemaDir
+	// replace the embedded schemas with the same id.
+	JSONSchemaIDPrefix string         `yaml:"json_schema_id_prefix"`
+	JSONSchemaDir      string         `yaml:"json_schema_dir"`
+	Upstream           UpstreamConfig `yaml:"upstream"`
+	Dnstream           DnstreamConfig `yaml:"dnstream"`
+}
+
+// CheckingOverride is one item of ocpp.checking_overrides: charge points
+// whose id matches CID (a path.Match glob) are checked as Mode says.
+type CheckingOverride struct {
+	CID  string `yaml:"cid"`
+	Mode string `yaml:"mode"`
 }
 
 // UpstreamConfig configures what the gateway publishes on behalf of charge
@@ -80,6 +115,13 @@ type DnstreamConfig struct {
 	MaxMqueueLen int `yaml:"max_mqueue_len"`
 	// CallTimeout is how long the outstanding CALL waits for its answer.
 	CallTimeout time.Duration `yaml:"call_timeout"`
+	// OfflineTTL is how long commands for an offline charge point are held
+	// for it; 0 fails them as offline at once.
+	OfflineTTL time.Duration `yaml:"offline_ttl"`
+	// MaxOfflineCIDs bounds how many charge points may have commands held.
+	MaxOfflineCIDs int `yaml:"max_offline_cids"`
+	// MaxOfflineBytes bounds the payload bytes held for all charge points.
+	MaxOfflineBytes int `yaml:"max_offline_bytes"`
 }
 
 // DefaultConfig returns the settings used when nothing is configured. They
@@ -99,6 +141,16 @@ func DefaultConfig() Config {
 			FailIfNoSubprotocol: false,
 			Mountpoint:          "ocpp/",
 			WriteTimeout:        10 * time.Second,
+
+			DefaultHeartbeatInterval:      60 * time.Second,
+			HeartbeatCheckingTimesBackoff: 1,
+			IdleTimeout:                   30 * time.Second,
+			WSPingInterval:                0,
+			PresenceTopic:                 "presence/${cid}",
+			MessageFormatChecking:         string(broker.CheckAll),
+			CheckingOverrides:             []CheckingOverride{},
+			JSONSchemaIDPrefix:            "urn:OCPP:1.6:2019:12:",
+			JSONSchemaDir:                 "",
 			Upstream: UpstreamConfig{
 				Topic:                "cp/${cid}",
 				ReplyTopic:           "cp/${cid}/Reply",
@@ -111,6 +163,10 @@ func DefaultConfig() Config {
 				Topic:        "cs/${cid}",
 				MaxMqueueLen: 100,
 				CallTimeout:  30 * time.Second,
+
+				OfflineTTL:      0,
+				MaxOfflineCIDs:  1000,
+				MaxOfflineBytes: 64 << 20,
 			},
 		},
 	}
@@ -188,6 +244,46 @@ func (c *Config) Validate() error {
 	if o.WriteTimeout <= 0 {
 		bad("ocpp.write_timeout", "must be > 0 (got %s)", o.WriteTimeout)
 	}
+	if o.DefaultHeartbeatInterval <= 0 {
+		bad("ocpp.default_heartbeat_interval", "must be > 0 (got %s)", o.DefaultHeartbeatInterval)
+	}
+	switch b := o.HeartbeatCheckingTimesBackoff; {
+	case b < 0:
+		bad("ocpp.heartbeat_checking_times_backoff", "must be >= 0 (got %d)", b)
+	case o.DefaultHeartbeatInterval > 0 && int64(b) >= math.MaxInt64/int64(o.DefaultHeartbeatInterval):
+		// The liveness window, interval × (1 + backoff), must be a duration.
+		bad("ocpp.heartbeat_checking_times_backoff", "too large: %s × (1 + %d) overflows a duration", o.DefaultHeartbeatInterval, b)
+	}
+	if o.IdleTimeout <= 0 {
+		bad("ocpp.idle_timeout", "must be > 0 (got %s)", o.IdleTimeout)
+	}
+	if o.WSPingInterval < 0 {
+		bad("ocpp.ws_ping_interval", "must be >= 0 (got %s)", o.WSPingInterval)
+	}
+	if !isCheckingMode(o.MessageFormatChecking) {
+		bad("ocpp.message_format_checking", "must be one of %s (got %q)", checkingModeList(), o.MessageFormatChecking)
+	}
+	for i, r := range o.CheckingOverrides {
+		p := fmt.Sprintf("ocpp.checking_overrides[%d]", i)
+		if r.CID == "" {
+			bad(p+".cid", "must not be empty (a glob such as \"ACME-*\")")
+		} else if _, err := path.Match(r.CID, ""); err != nil {
+			bad(p+".cid", "bad glob %q: %v", r.CID, err)
+		}
+		if !isCheckingMode(r.Mode) {
+			bad(p+".mode", "must be one of %s (got %q)", checkingModeList(), r.Mode)
+		}
+	}
+	if o.JSONSchemaIDPrefix == "" {
+		bad("ocpp.json_schema_id_prefix", "must not be empty")
+	}
+	if dir := o.JSONSchemaDir; dir != "" {
+		if fi, err := os.Stat(dir); err != nil {
+			bad("ocpp.json_schema_dir", "%v", err)
+		} else if !fi.IsDir() {
+			bad("ocpp.json_schema_dir", "%q is not a directory", dir)
+		}
+	}
 
 	u := &o.Upstream
 	for _, t := range []struct{ path, tmpl string }{
@@ -195,6 +291,7 @@ func (c *Config) Validate() error {
 		{"ocpp.upstream.reply_topic", u.ReplyTopic},
 		{"ocpp.upstream.error_topic", u.ErrorTopic},
 		{"ocpp.dnstream.topic", o.Dnstream.Topic},
+		{"ocpp.presence_topic", o.PresenceTopic},
 	} {
 		if t.tmpl == "" {
 			bad(t.path, "must not be empty")
@@ -226,7 +323,35 @@ func (c *Config) Validate() error {
 	if d.CallTimeout <= 0 {
 		bad("ocpp.dnstream.call_timeout", "must be > 0 (got %s)", d.CallTimeout)
 	}
+	if d.OfflineTTL < 0 {
+		bad("ocpp.dnstream.offline_ttl", "must be >= 0 (got %s)", d.OfflineTTL)
+	}
+	if d.MaxOfflineCIDs <= 0 {
+		bad("ocpp.dnstream.max_offline_cids", "must be > 0 (got %d)", d.MaxOfflineCIDs)
+	}
+	if d.MaxOfflineBytes <= 0 {
+		bad("ocpp.dnstream.max_offline_bytes", "must be > 0 (got %d)", d.MaxOfflineBytes)
+	}
 	return errors.Join(errs...)
+}
+
+// checkingModes are the values of ocpp.message_format_checking and of a
+// checking_overrides mode, as the broker names them.
+var checkingModes = []broker.CheckingMode{broker.CheckAll, broker.CheckUpstreamOnly, broker.CheckDnstreamOnly, broker.CheckDisable}
+
+// isCheckingMode reports whether s is one of checkingModes.
+func isCheckingMode(s string) bool {
+	_, ok := broker.CheckingMode(s).Checking()
+	return ok
+}
+
+// checkingModeList is checkingModes for error messages.
+func checkingModeList() string {
+	names := make([]string, len(checkingModes))
+	for i, m := range checkingModes {
+		names[i] = string(m)
+	}
+	return strings.Join(names, ", ")
 }
 
 // checkListenAddr accepts what net.Listen("tcp", addr) accepts with a numeric

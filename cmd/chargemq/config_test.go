@@ -123,6 +123,53 @@ ocpp:
 			want: func(c *Config) { c.OCPP.Upstream.TopicOverrideMapping = map[string]string{"Heartbeat": "hb/${cid}"} },
 		},
 		{
+			name: "env over file for a new key",
+			file: "ocpp:\n  dnstream:\n    offline_ttl: 1m\n    max_offline_cids: 7\n",
+			env:  map[string]string{"CHARGEMQ_OCPP_DNSTREAM_OFFLINE_TTL": "5m"},
+			want: func(c *Config) { c.OCPP.Dnstream.OfflineTTL, c.OCPP.Dnstream.MaxOfflineCIDs = 5*time.Minute, 7 },
+		},
+		{
+			name: "env for every offline, liveness and checking key",
+			env: map[string]string{
+				"CHARGEMQ_OCPP_DNSTREAM_OFFLINE_TTL":             "30s",
+				"CHARGEMQ_OCPP_DNSTREAM_MAX_OFFLINE_CIDS":        "10",
+				"CHARGEMQ_OCPP_DNSTREAM_MAX_OFFLINE_BYTES":       "4096",
+				"CHARGEMQ_OCPP_DEFAULT_HEARTBEAT_INTERVAL":       "2m",
+				"CHARGEMQ_OCPP_HEARTBEAT_CHECKING_TIMES_BACKOFF": "0",
+				"CHARGEMQ_OCPP_IDLE_TIMEOUT":                     "5s",
+				"CHARGEMQ_OCPP_WS_PING_INTERVAL":                 "15s",
+				"CHARGEMQ_OCPP_PRESENCE_TOPIC":                   "online/${cid}",
+				"CHARGEMQ_OCPP_MESSAGE_FORMAT_CHECKING":          "disable",
+				"CHARGEMQ_OCPP_JSON_SCHEMA_ID_PREFIX":            "urn:x:",
+				"CHARGEMQ_OCPP_JSON_SCHEMA_DIR":                  "testdata/schemas",
+			},
+			want: func(c *Config) {
+				d := &c.OCPP.Dnstream
+				d.OfflineTTL, d.MaxOfflineCIDs, d.MaxOfflineBytes = 30*time.Second, 10, 4096
+				c.OCPP.DefaultHeartbeatInterval, c.OCPP.HeartbeatCheckingTimesBackoff = 2*time.Minute, 0
+				c.OCPP.IdleTimeout, c.OCPP.WSPingInterval = 5*time.Second, 15*time.Second
+				c.OCPP.PresenceTopic, c.OCPP.MessageFormatChecking = "online/${cid}", "disable"
+				c.OCPP.JSONSchemaIDPrefix, c.OCPP.JSONSchemaDir = "urn:x:", "testdata/schemas"
+			},
+		},
+		{
+			name: "file sets checking overrides in order",
+			file: "ocpp:\n  checking_overrides:\n    - cid: \"OLD-*\"\n      mode: disable\n    - {cid: \"*\", mode: upstream_only}\n",
+			want: func(c *Config) {
+				c.OCPP.CheckingOverrides = []CheckingOverride{{CID: "OLD-*", Mode: "disable"}, {CID: "*", Mode: "upstream_only"}}
+			},
+		},
+		{
+			name: "zero offline_ttl and ws_ping_interval are allowed",
+			file: "ocpp:\n  ws_ping_interval: 0s\n  dnstream:\n    offline_ttl: 0s\n",
+			want: func(*Config) {},
+		},
+		{
+			name: "empty checking overrides keep the default",
+			file: "ocpp:\n  checking_overrides:\n",
+			want: func(*Config) {},
+		},
+		{
 			name: "empty sections and empty file keep defaults",
 			file: "# nothing yet\nocpp:\n  upstream:\n    topic_override_mapping:\n",
 			want: func(*Config) {},
@@ -193,6 +240,36 @@ func TestLoadErrors(t *testing.T) {
 		{"not YAML", "ocpp: [\n", nil, nil, []string{"config file"}},
 		{"several errors at once", "ocpp:\n  max_frame_size: 0\n  upstream:\n    qos: 3\n", nil, nil,
 			[]string{"ocpp.max_frame_size", "ocpp.upstream.qos"}},
+		{"negative offline ttl", "ocpp:\n  dnstream:\n    offline_ttl: -1s\n", nil, nil, []string{"ocpp.dnstream.offline_ttl: must be >= 0"}},
+		{"zero offline cids", "ocpp:\n  dnstream:\n    max_offline_cids: 0\n", nil, nil, []string{"ocpp.dnstream.max_offline_cids: must be > 0"}},
+		{"zero offline bytes", "ocpp:\n  dnstream:\n    max_offline_bytes: 0\n", nil, nil, []string{"ocpp.dnstream.max_offline_bytes: must be > 0"}},
+		{"zero heartbeat interval", "ocpp:\n  default_heartbeat_interval: 0s\n", nil, nil,
+			[]string{"ocpp.default_heartbeat_interval: must be > 0"}},
+		{"negative heartbeat backoff", "ocpp:\n  heartbeat_checking_times_backoff: -1\n", nil, nil,
+			[]string{"ocpp.heartbeat_checking_times_backoff: must be >= 0"}},
+		{"overflowing heartbeat backoff", "ocpp:\n  heartbeat_checking_times_backoff: 1000000000000\n", nil, nil,
+			[]string{"ocpp.heartbeat_checking_times_backoff: too large"}},
+		{"zero idle timeout", "ocpp:\n  idle_timeout: 0s\n", nil, nil, []string{"ocpp.idle_timeout: must be > 0"}},
+		{"negative ping interval", "ocpp:\n  ws_ping_interval: -5s\n", nil, nil, []string{"ocpp.ws_ping_interval: must be >= 0"}},
+		{"empty presence topic", "ocpp:\n  presence_topic: \"\"\n", nil, nil, []string{"ocpp.presence_topic: must not be empty"}},
+		{"bad checking mode", "ocpp:\n  message_format_checking: strict\n", nil, nil,
+			[]string{"ocpp.message_format_checking: must be one of all, upstream_only, dnstream_only, disable", `"strict"`}},
+		{"empty schema id prefix", "ocpp:\n  json_schema_id_prefix: \"\"\n", nil, nil, []string{"ocpp.json_schema_id_prefix: must not be empty"}},
+		{"missing schema dir", "ocpp:\n  json_schema_dir: testdata/nope\n", nil, nil, []string{"ocpp.json_schema_dir", "testdata/nope"}},
+		{"schema dir is a file", "ocpp:\n  json_schema_dir: testdata/full.yaml\n", nil, nil,
+			[]string{"ocpp.json_schema_dir: \"testdata/full.yaml\" is not a directory"}},
+		{"bad override mode", "ocpp:\n  checking_overrides:\n    - {cid: A, mode: all}\n    - {cid: B, mode: all}\n    - {cid: C, mode: loose}\n", nil, nil,
+			[]string{"ocpp.checking_overrides[2].mode: must be one of", `"loose"`}},
+		{"bad override glob", "ocpp:\n  checking_overrides:\n    - {cid: \"CP-[\", mode: all}\n", nil, nil,
+			[]string{"ocpp.checking_overrides[0].cid: bad glob"}},
+		{"override without cid", "ocpp:\n  checking_overrides:\n    - mode: disable\n", nil, nil,
+			[]string{"ocpp.checking_overrides[0].cid: must not be empty"}},
+		{"unknown key in an override", "ocpp:\n  checking_overrides:\n    - cid: A\n      mode: all\n    - cid: B\n      mdoe: all\n", nil, nil,
+			[]string{"ocpp.checking_overrides[1].mdoe: unknown key", "line 6", "cid, mode"}},
+		{"override not a list", "ocpp:\n  checking_overrides:\n    cid: A\n", nil, nil,
+			[]string{"ocpp.checking_overrides: want a list"}},
+		{"override item not a mapping", "ocpp:\n  checking_overrides: [A]\n", nil, nil,
+			[]string{"ocpp.checking_overrides[0]: want a mapping of keys (cid, mode)"}},
 		{"bad env int", "", map[string]string{"CHARGEMQ_OCPP_MAX_FRAME_SIZE": "big"}, nil,
 			[]string{"ocpp.max_frame_size: from $CHARGEMQ_OCPP_MAX_FRAME_SIZE", "integer"}},
 		{"bad env duration", "", map[string]string{"CHARGEMQ_OCPP_WRITE_TIMEOUT": "10"}, nil,
@@ -200,6 +277,10 @@ func TestLoadErrors(t *testing.T) {
 		{"bad env value caught by Validate", "", map[string]string{"CHARGEMQ_OCPP_UPSTREAM_QOS": "3"}, nil,
 			[]string{"ocpp.upstream.qos"}},
 		{"bad flag value", "", nil, map[string]string{"log-level": "loud"}, []string{"log.level"}},
+		{"bad env for a new key", "", map[string]string{"CHARGEMQ_OCPP_DNSTREAM_MAX_OFFLINE_BYTES": "64MiB"}, nil,
+			[]string{"ocpp.dnstream.max_offline_bytes: from $CHARGEMQ_OCPP_DNSTREAM_MAX_OFFLINE_BYTES", "integer"}},
+		{"bad env checking mode", "", map[string]string{"CHARGEMQ_OCPP_MESSAGE_FORMAT_CHECKING": "none"}, nil,
+			[]string{"ocpp.message_format_checking: must be one of"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -253,7 +334,7 @@ func TestSettingsCoverConfig(t *testing.T) {
 			switch {
 			case f.Type.Kind() == reflect.Struct:
 				walk(p+".", f.Type)
-			case f.Type.Kind() == reflect.Map:
+			case f.Type.Kind() == reflect.Map, f.Type.Kind() == reflect.Slice:
 				// file only
 			default:
 				leaves = append(leaves, p)
@@ -345,7 +426,7 @@ func TestDocsDescribeEveryKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	words := []string{"ocpp.upstream.topic_override_mapping", envConfigFile, "--config"}
+	words := []string{"`ocpp.upstream.topic_override_mapping`", "`ocpp.checking_overrides`", envConfigFile, "--config"}
 	for _, s := range settings() {
 		words = append(words, "`"+s.path+"`", s.env())
 		if s.flag != "" {
@@ -372,6 +453,9 @@ func TestFullSampleRoundTrips(t *testing.T) {
 		if s.get(&cfg) == s.get(&def) {
 			t.Errorf("testdata/full.yaml leaves %s at its default", s.path)
 		}
+	}
+	if len(cfg.OCPP.Upstream.TopicOverrideMapping) == 0 || len(cfg.OCPP.CheckingOverrides) == 0 {
+		t.Errorf("testdata/full.yaml leaves a YAML-only key empty")
 	}
 	out, err := marshalConfig(cfg)
 	if err != nil {

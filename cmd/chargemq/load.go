@@ -108,8 +108,8 @@ func (s setting) get(c *Config) string {
 	}
 }
 
-// settings lists every scalar key. ocpp.upstream.topic_override_mapping is a
-// map and can only be set in the YAML file.
+// settings lists every scalar key. ocpp.upstream.topic_override_mapping (a
+// map) and ocpp.checking_overrides (a list) can only be set in the YAML file.
 func settings() []setting {
 	return []setting{
 		{path: "listeners.mqtt", flag: "mqtt-addr", usage: "MQTT over TCP listen address (\"\" disables)",
@@ -129,6 +129,14 @@ func settings() []setting {
 		{path: "ocpp.fail_if_no_subprotocol", field: func(c *Config) any { return &c.OCPP.FailIfNoSubprotocol }},
 		{path: "ocpp.mountpoint", field: func(c *Config) any { return &c.OCPP.Mountpoint }},
 		{path: "ocpp.write_timeout", field: func(c *Config) any { return &c.OCPP.WriteTimeout }},
+		{path: "ocpp.default_heartbeat_interval", field: func(c *Config) any { return &c.OCPP.DefaultHeartbeatInterval }},
+		{path: "ocpp.heartbeat_checking_times_backoff", field: func(c *Config) any { return &c.OCPP.HeartbeatCheckingTimesBackoff }},
+		{path: "ocpp.idle_timeout", field: func(c *Config) any { return &c.OCPP.IdleTimeout }},
+		{path: "ocpp.ws_ping_interval", field: func(c *Config) any { return &c.OCPP.WSPingInterval }},
+		{path: "ocpp.presence_topic", field: func(c *Config) any { return &c.OCPP.PresenceTopic }},
+		{path: "ocpp.message_format_checking", field: func(c *Config) any { return &c.OCPP.MessageFormatChecking }},
+		{path: "ocpp.json_schema_id_prefix", field: func(c *Config) any { return &c.OCPP.JSONSchemaIDPrefix }},
+		{path: "ocpp.json_schema_dir", field: func(c *Config) any { return &c.OCPP.JSONSchemaDir }},
 		{path: "ocpp.upstream.topic", field: func(c *Config) any { return &c.OCPP.Upstream.Topic }},
 		{path: "ocpp.upstream.reply_topic", field: func(c *Config) any { return &c.OCPP.Upstream.ReplyTopic }},
 		{path: "ocpp.upstream.error_topic", field: func(c *Config) any { return &c.OCPP.Upstream.ErrorTopic }},
@@ -137,6 +145,9 @@ func settings() []setting {
 		{path: "ocpp.dnstream.topic", field: func(c *Config) any { return &c.OCPP.Dnstream.Topic }},
 		{path: "ocpp.dnstream.max_mqueue_len", field: func(c *Config) any { return &c.OCPP.Dnstream.MaxMqueueLen }},
 		{path: "ocpp.dnstream.call_timeout", field: func(c *Config) any { return &c.OCPP.Dnstream.CallTimeout }},
+		{path: "ocpp.dnstream.offline_ttl", field: func(c *Config) any { return &c.OCPP.Dnstream.OfflineTTL }},
+		{path: "ocpp.dnstream.max_offline_cids", field: func(c *Config) any { return &c.OCPP.Dnstream.MaxOfflineCIDs }},
+		{path: "ocpp.dnstream.max_offline_bytes", field: func(c *Config) any { return &c.OCPP.Dnstream.MaxOfflineBytes }},
 	}
 }
 
@@ -158,6 +169,9 @@ func loadConfig(src configSources) (Config, error) {
 	}
 	if cfg.OCPP.Upstream.TopicOverrideMapping == nil {
 		cfg.OCPP.Upstream.TopicOverrideMapping = map[string]string{} // "key: ~" in YAML
+	}
+	if cfg.OCPP.CheckingOverrides == nil {
+		cfg.OCPP.CheckingOverrides = []CheckingOverride{} // likewise
 	}
 
 	var errs []error
@@ -277,6 +291,19 @@ func checkNode(path string, n *yaml.Node, t reflect.Type) error {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if err := checkNode(join(k.Value), v, t.Elem()); err != nil {
+				return err
+			}
+		}
+		return nil
+	case t.Kind() == reflect.Slice:
+		if isNull {
+			return nil
+		}
+		if n.Kind != yaml.SequenceNode {
+			return at("want a list (one \"- \" item per line, or [])")
+		}
+		for i, v := range n.Content {
+			if err := checkNode(fmt.Sprintf("%s[%d]", path, i), v, t.Elem()); err != nil {
 				return err
 			}
 		}

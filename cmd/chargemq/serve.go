@@ -34,6 +34,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 // brokerOptions maps the configuration file's shape onto the broker's.
 func brokerOptions(cfg Config, log *slog.Logger) broker.Options {
 	o := cfg.OCPP
+	overrides := make([]broker.CheckingOverride, len(o.CheckingOverrides))
+	for i, r := range o.CheckingOverrides {
+		overrides[i] = broker.CheckingOverride{CID: r.CID, Mode: broker.CheckingMode(r.Mode)}
+	}
 	return broker.Options{
 		MQTTAddr:   cfg.Listeners.MQTT,
 		MQTTWSAddr: cfg.Listeners.MQTTWS,
@@ -47,6 +51,13 @@ func brokerOptions(cfg Config, log *slog.Logger) broker.Options {
 			CallTimeout:         o.Dnstream.CallTimeout,
 			MaxQueue:            o.Dnstream.MaxMqueueLen,
 			MaxPending:          o.Upstream.MaxPending,
+			OfflineTTL:          o.Dnstream.OfflineTTL,
+			MaxOfflineCIDs:      o.Dnstream.MaxOfflineCIDs,
+			MaxOfflineBytes:     int64(o.Dnstream.MaxOfflineBytes),
+			HeartbeatInterval:   o.DefaultHeartbeatInterval,
+			HeartbeatBackoff:    o.HeartbeatCheckingTimesBackoff,
+			IdleTimeout:         o.IdleTimeout,
+			PingInterval:        o.WSPingInterval,
 		},
 		Mountpoint:      o.Mountpoint,
 		UpstreamTopic:   o.Upstream.Topic,
@@ -54,7 +65,14 @@ func brokerOptions(cfg Config, log *slog.Logger) broker.Options {
 		ErrorTopic:      o.Upstream.ErrorTopic,
 		DownstreamTopic: o.Dnstream.Topic,
 		TopicOverrides:  o.Upstream.TopicOverrideMapping,
+		PresenceTopic:   o.PresenceTopic,
 		UpstreamQoS:     byte(o.Upstream.QoS),
-		Logger:          log,
+
+		Checking:          broker.CheckingMode(o.MessageFormatChecking),
+		CheckingOverrides: overrides,
+		SchemaIDPrefix:    o.JSONSchemaIDPrefix,
+		SchemaDir:         o.JSONSchemaDir,
+
+		Logger: log,
 	}
 }

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"io"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/chargemq/chargemq/broker"
+	"github.com/chargemq/chargemq/ocpp"
+)
+
+// TestBrokerOptionsFull maps testdata/full.yaml (every key set) and checks
+// each key lands in its broker option, then that the broker accepts the
+// result (templates, checking modes, globs and the vendor schema directory).
+func TestBrokerOptionsFull(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(configSources{File: filepath.Join("testdata", "full.yaml")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	got := brokerOptions(cfg, log)
+	want := broker.Options{
+		MQTTAddr: "127.0.0.1:11883", MQTTWSAddr: "", OCPPAddr: ":0", HTTPAddr: "127.0.0.1:18084",
+		OCPP: ocpp.Options{
+			Path:                "/ocpp16/",
+			MaxFrameSize:        131072,
+			FailIfNoSubprotocol: true,
+			WriteTimeout:        5 * time.Second,
+			CallTimeout:         90 * time.Second,
+			MaxQueue:            0,
+			MaxPending:          32,
+			OfflineTTL:          2 * time.Minute,
+			MaxOfflineCIDs:      500,
+			MaxOfflineBytes:     1 << 20,
+			HeartbeatInterval:   5 * time.Minute,
+			HeartbeatBackoff:    2,
+			IdleTimeout:         10 * time.Second,
+			PingInterval:        20 * time.Second,
+		},
+		Mountpoint:      "depot1/",
+		UpstreamTopic:   "up/${cid}",
+		ReplyTopic:      "up/${cid}/reply",
+		ErrorTopic:      "up/${cid}/error",
+		DownstreamTopic: "down/${cid}",
+		TopicOverrides:  map[string]string{"BootNotification": "up/${cid}/boot", "Heartbeat": "up/${cid}/hb"},
+		PresenceTopic:   "up/${cid}/presence",
+		UpstreamQoS:     1,
+		Checking:        broker.CheckUpstreamOnly,
+		CheckingOverrides: []broker.CheckingOverride{
+			{CID: "LEGACY-*", Mode: broker.CheckDisable},
+			{CID: "ACME-[0-9]*", Mode: broker.CheckDnstreamOnly},
+		},
+		SchemaIDPrefix: "urn:vendor:ocpp16:",
+		SchemaDir:      "testdata/schemas",
+		Logger:         log,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("brokerOptions =\n%+v\nwant\n%+v", got, want)
+	}
+	if _, err := broker.New(got); err != nil {
+		t.Errorf("broker.New(full.yaml): %v", err)
+	}
+}
+
+// TestBrokerOptionsDefaults checks that the config defaults are the broker's
+// own defaults where the broker has them, so running with no file and
+// running the broker package directly behave alike.
+func TestBrokerOptionsDefaults(t *testing.T) {
+	t.Parallel()
+	got := brokerOptions(DefaultConfig(), nil)
+	def := broker.DefaultOptions()
+	if got.PresenceTopic != def.PresenceTopic || got.Checking != def.Checking || got.Mountpoint != def.Mountpoint {
+		t.Errorf("defaults differ from broker.DefaultOptions: presence %q/%q, checking %q/%q, mountpoint %q/%q",
+			got.PresenceTopic, def.PresenceTopic, got.Checking, def.Checking, got.Mountpoint, def.Mountpoint)
+	}
+	if len(got.CheckingOverrides) != 0 || got.SchemaDir != "" || got.OCPP.OfflineTTL != 0 || got.OCPP.PingInterval != 0 {
+		t.Errorf("default overrides, schema dir, offline TTL or ping interval set: %+v", got)
+	}
+	if o := got.OCPP; o.MaxOfflineCIDs != 1000 || o.MaxOfflineBytes != 64<<20 || o.HeartbeatInterval != time.Minute ||
+		o.HeartbeatBackoff != 1 || o.IdleTimeout != 30*time.Second {
+		t.Errorf("OCPP defaults = %+v", o)
+	}
+	if _, err := broker.New(got); err != nil {
+		t.Errorf("broker.New(defaults): %v", err)
+	}
+}
