@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// TestServeEndToEnd drives run in-process with every listener on port 0:
+// the bound addresses are logged, each listener answers, the OCPP
+// handshake rules hold, and cancelling the context (what the first
+// SIGTERM does) closes charge points with 1001 and returns nil.
+// Not parallel: urfave/cli keeps package-level state per run.
+func TestServeEndToEnd(t *testing.T) {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"chargemq", "--mqtt-addr", "127.0.0.1:0", "--mqtt-ws-addr", "127.0.0.1:0",
+			"--ocpp-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json"}, io.Discard, pw)
+		pw.Close()
+	}()
+
+	// The "listening" lines name the bound ports.
+	addrs := map[string]string{}
+	lines := bufio.NewScanner(pr)
+	deadline := time.Now().Add(10 * time.Second)
+	for len(addrs) < 4 && lines.Scan() {
+		var l struct{ Msg, Listener, Addr string }
+		if json.Unmarshal(lines.Bytes(), &l) == nil && l.Msg == "listening" {
+			addrs[l.Listener] = l.Addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("listeners not logged in time")
+		}
+	}
+	go io.Copy(io.Discard, pr) // keep the logger unblocked
+	for _, name := range []string{"mqtt", "mqtt-ws", "ocpp", "http"} {
+		if _, port, err := net.SplitHostPort(addrs[name]); err != nil || port == "0" {
+			t.Fatalf("listener %s logged as %q", name, addrs[name])
+		}
+	}
+
+	for _, path := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get("http://" + addrs["http"] + path)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+
+	// MQTT over TCP and over WebSocket at /mqtt.
+	tcp, err := net.Dial("tcp", addrs["mqtt"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	mqttConnect(t, tcp, "tcp-client")
+	ws, _, err := websocket.Dial(ctx, "ws://"+addrs["mqtt-ws"]+"/mqtt", &websocket.DialOptions{Subprotocols: []string{"mqtt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mqttConnect(t, websocket.NetConn(ctx, ws, websocket.MessageBinary), "ws-client")
+
+	// OCPP: a good handshake and a refused one.
+	cp, _, err := websocket.Dial(ctx, "ws://"+addrs["ocpp"]+"/ocpp/CP1", &websocket.DialOptions{Subprotocols: []string{"ocpp1.6"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.Subprotocol() != "ocpp1.6" {
+		t.Fatalf("subprotocol %q", cp.Subprotocol())
+	}
+	if _, resp, err := websocket.Dial(ctx, "ws://"+addrs["ocpp"]+"/ocpp/a%2Fb", nil); err == nil || resp.StatusCode != 400 {
+		t.Fatalf("bad id: %v %v", resp, err)
+	}
+
+	readErr := make(chan error, 1)
+	go func() { _, _, err := cp.Read(context.Background()); readErr <- err }()
+	cancel()
+	select {
+	case err := <-readErr:
+		if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("charge point saw %v, want close 1001", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("charge point not closed on shutdown")
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("run did not return after shutdown")
+	}
+}
+
+func mqttConnect(t *testing.T, conn net.Conn, id string) {
+	t.Helper()
+	c := paho.NewClient(paho.ClientConfig{Conn: conn})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ack, err := c.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30})
+	if err != nil || ack.ReasonCode != 0 {
+		t.Fatalf("mqtt connect %s: %v %v", id, ack, err)
+	}
+	c.Disconnect(&paho.Disconnect{})
+}
