@@ -108,17 +108,16 @@ func decodeCommand(payload []byte) (ocpp.Frame, *malformed) {
 }
 
 // appendUpstream appends the EMQX-compatible JSON of a frame from a charge
-// point. Action is written for a CALL and, when known, for the answer to a
-// call (beyond EMQX); Late and Unsolicited only when true.
+// point. Action is always written: on an answer it is the action of the
+// call answered (beyond EMQX), "" when the gateway knows no such call;
+// Late, Unsolicited and Violations only when set.
 func appendUpstream(b []byte, in *ocpp.Inbound) []byte {
 	b = append(b, `{"MessageTypeId":`...)
 	b = strconv.AppendUint(b, uint64(in.Type), 10)
 	b = append(b, `,"UniqueId":`...)
 	b = ocpp.AppendString(b, in.UniqueID)
-	if in.Action != "" || in.Type == ocpp.TypeCall {
-		b = append(b, `,"Action":`...)
-		b = ocpp.AppendString(b, in.Action)
-	}
+	b = append(b, `,"Action":`...)
+	b = ocpp.AppendString(b, in.Action) // "" on an answer to a call the gateway does not know
 	if in.Type == ocpp.TypeCallError {
 		b = appendErrorFields(b, in.ErrorCode, in.ErrorDescription)
 		b = append(b, `,"ErrorDetails":`...)
@@ -146,10 +145,8 @@ func appendUpstream(b []byte, in *ocpp.Inbound) []byte {
 func appendGatewayError(b []byte, id, action, code string, err *ocpp.GatewayError) []byte {
 	b = append(b, `{"MessageTypeId":4,"UniqueId":`...)
 	b = ocpp.AppendString(b, id)
-	if action != "" {
-		b = append(b, `,"Action":`...)
-		b = ocpp.AppendString(b, action)
-	}
+	b = append(b, `,"Action":`...)
+	b = ocpp.AppendString(b, action)
 	b = appendErrorFields(b, code, err.Description)
 	b = append(b, `,"ErrorDetails":{"origin":"gateway","reason":`...)
 	b = ocpp.AppendString(b, string(err.Reason))

@@ -25,8 +25,9 @@ type conn struct {
 	log  *slog.Logger
 	ws   *websocket.Conn
 
-	out  chan []byte   // frames for the writer
-	done chan struct{} // closed by shut
+	out     chan []byte   // frames from other goroutines (answers, commands) for the writer
+	replies chan []byte   // CALLERRORs the reader makes itself for the writer
+	done    chan struct{} // closed by shut
 
 	shutOnce sync.Once
 	reason   Reason // why shut was called; read after done is closed
@@ -47,19 +48,27 @@ type conn struct {
 	oldest  int
 }
 
-// outboxSize bounds the frames waiting for the writer. Downstream CALLs are
-// one at a time, so the outbox holds answers to the charge point's own
-// calls (at most MaxPending) and the gateway's CALLERRORs for bad frames.
-func outboxSize(maxPending int) int { return maxPending + 16 }
+// outboxSize bounds the frames other goroutines hand to the writer.
+// Downstream CALLs go one at a time and answers exist only for the charge
+// point's open calls (at most MaxPending), so a full outbox means the
+// charge point keeps calling while not reading: it is a slow consumer.
+func outboxSize(maxPending int) int { return maxPending + 2 }
+
+// repliesSize bounds the CALLERRORs the reader has made and the writer not
+// yet sent. The reader waits for room, so a charge point that sends bad
+// frames faster than it reads the answers is slowed down, not dropped; it
+// is closed only when the writer cannot write within write_timeout.
+const repliesSize = 8
 
 func newConn(s *Server, cid string, p Protocol, remote string) *conn {
 	c := &conn{
-		srv:  s,
-		cid:  cid,
-		info: SessionInfo{CID: cid, Protocol: p, Remote: remote, ConnectedAt: time.Now()},
-		log:  s.log.With("cid", cid),
-		out:  make(chan []byte, outboxSize(s.opts.MaxPending)),
-		done: make(chan struct{}),
+		srv:     s,
+		cid:     cid,
+		info:    SessionInfo{CID: cid, Protocol: p, Remote: remote, ConnectedAt: time.Now()},
+		log:     s.log.With("cid", cid),
+		out:     make(chan []byte, outboxSize(s.opts.MaxPending)),
+		replies: make(chan []byte, repliesSize),
+		done:    make(chan struct{}),
 	}
 	var rule string
 	c.validator, c.checks, rule = s.validator(cid, p)
@@ -133,7 +142,7 @@ func (c *conn) handle(data []byte) {
 	if err != nil {
 		s.stats.in(inMalformed)
 		ce := AsCallError(err)
-		c.log.Info("malformed frame", "code", ce.Code, "error", ce.Description)
+		c.log.Info("malformed frame", "code", c.info.Protocol.Spell(ce.Code), "error", ce.Description)
 		c.reply(ce)
 		return
 	}
@@ -180,10 +189,15 @@ func (c *conn) handle(data []byte) {
 	}
 }
 
-// reply answers a frame with a CALLERROR.
+// reply answers a frame with a CALLERROR. It runs on the reader and waits
+// for room in replies: back-pressure on the charge point that caused it.
 func (c *conn) reply(ce *CallError) {
 	f := ce.Frame(c.info.Protocol)
-	c.send(f.AppendJSON(nil), TypeCallError)
+	select {
+	case c.replies <- f.AppendJSON(nil):
+		c.srv.stats.out(TypeCallError)
+	case <-c.done:
+	}
 }
 
 // rememberPending records a CALL of the charge point so its answer from
@@ -257,24 +271,35 @@ func (c *conn) send(frame []byte, t MessageType) {
 
 func (c *conn) writeLoop() {
 	for {
+		var b []byte
 		select {
-		case b := <-c.out:
-			ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
-			err := c.ws.Write(ctx, websocket.MessageText, b)
-			timedOut := ctx.Err() != nil
-			cancel()
-			if err != nil {
-				if timedOut {
-					c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
-				} else {
-					c.shut(ReasonNetworkError, websocket.StatusInternalError)
-				}
-				return
-			}
+		case b = <-c.out:
+		case b = <-c.replies:
 		case <-c.done:
 			return
 		}
+		if !c.write(b) {
+			return
+		}
 	}
+}
+
+// write sends one frame; a write that does not finish within write_timeout
+// closes the charge point as a slow consumer.
+func (c *conn) write(b []byte) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
+	err := c.ws.Write(ctx, websocket.MessageText, b)
+	timedOut := ctx.Err() != nil
+	cancel()
+	if err == nil {
+		return true
+	}
+	if timedOut {
+		c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
+	} else {
+		c.shut(ReasonNetworkError, websocket.StatusInternalError)
+	}
+	return false
 }
 
 // shut closes the connection once, recording why. The close handshake

@@ -56,7 +56,7 @@ type Frame struct {
 // points send it, and nothing is lost by tolerating it.
 func ParseFrame(data []byte) (Frame, error) {
 	var parts []json.RawMessage
-	if err := json.Unmarshal(data, &parts); err != nil {
+	if err := json.Unmarshal(data, &parts); err != nil || parts == nil {
 		return Frame{}, &CallError{Code: FormationViolation, Description: "frame is not a JSON array"}
 	}
 	var f Frame

@@ -23,6 +23,7 @@ func TestParseFrame(t *testing.T) {
 		{name: "not json", in: `hello`, code: FormationViolation},
 		{name: "object", in: `{"a":1}`, code: FormationViolation},
 		{name: "empty array", in: `[]`, code: FormationViolation},
+		{name: "null", in: `null`, code: FormationViolation},
 		{name: "truncated", in: `[2,"a1","Heartbeat",{}`, code: FormationViolation},
 		{name: "type is string", in: `["2","a1","Heartbeat",{}]`, code: FormationViolation, echoID: "a1"},
 		{name: "unknown type", in: `[5,"a1","Heartbeat",{}]`, code: MessageTypeNotSupported, echoID: "a1"},

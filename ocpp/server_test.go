@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -418,4 +419,56 @@ func TestShutdownClosesGoingAway(t *testing.T) {
 	if derr == nil && resp != nil && resp.StatusCode == http.StatusSwitchingProtocols {
 		t.Fatal("accepted a connection after shutdown")
 	}
+}
+
+// TestMalformedBurstIsNotASlowConsumer: a charge point that sends many bad
+// frames at once, and reads the answers, gets every CALLERROR and stays.
+func TestMalformedBurstIsNotASlowConsumer(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	ws := h.dial(t, "CP1")
+	const n = 500
+	go func() {
+		for range n {
+			if ws.Write(context.Background(), websocket.MessageText, []byte("garbage")) != nil {
+				return
+			}
+		}
+	}()
+	for i := range n {
+		if got := read(t, ws); got[2] != "FormationViolation" {
+			t.Fatalf("answer %d: %v", i, got)
+		}
+	}
+	select {
+	case e := <-h.rec.ch:
+		t.Fatalf("unexpected %s (%s)", e.kind, e.reason)
+	default:
+	}
+}
+
+// TestSlowConsumerIsClosed: a charge point that keeps calling but never
+// reads its socket is closed as slow_consumer; the gateway does not stall.
+func TestSlowConsumerIsClosed(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{WriteTimeout: 100 * time.Millisecond, MaxFrameSize: 1 << 20})
+	ws := h.dial(t, "CP1")
+	big := json.RawMessage(`{"status":"Accepted","data":"` + strings.Repeat("x", 60<<10) + `"}`)
+	for i := range 2000 {
+		id := "d" + strconv.Itoa(i)
+		write(t, ws, `[2,"`+id+`","DataTransfer",{"vendorId":"v"}]`)
+		select {
+		case e := <-h.rec.ch:
+			if e.kind == "disconnected" {
+				if e.reason != ReasonSlowConsumer {
+					t.Fatalf("reason %s, want slow_consumer", e.reason)
+				}
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event")
+		}
+		h.srv.Send("CP1", &Command{Frame: Frame{Type: TypeCallResult, UniqueID: id, Payload: big}})
+	}
+	t.Fatal("a charge point that never reads was not closed")
 }
