@@ -353,3 +353,59 @@ func jsonUnmarshal(t *testing.T, data []byte, v any) {
 		t.Fatalf("%s: %v", data, err)
 	}
 }
+
+// TestTopicTemplates: a mountpoint, per-action CALL topics and templates
+// with ${action}, ${id} and ${type}, escaped where a value could break a
+// topic.
+func TestTopicTemplates(t *testing.T) {
+	b := startBroker(t, func(o *Options) {
+		o.Mountpoint = "depot1/"
+		o.TopicOverrides = map[string]string{"MeterValues": "meter/${cid}"}
+		o.ReplyTopic = "cp/${cid}/reply/${action}/${id}"
+		o.ErrorTopic = "cp/${cid}/error/${type}"
+		o.DownstreamTopic = "cmd/${cid}"
+	})
+	sub := dialMQTT(t, b.Addr(ListenerMQTT), "csms")
+	sub.subscribe(t, "depot1/+/#")
+	cp := dialCP(t, b, "CP1")
+	sub.next(t, "depot1/presence/CP1")
+
+	cp.send(t, `[2,"m1","MeterValues",{"connectorId":1,"meterValue":[{"timestamp":"2026-11-25T18:00:00Z","sampledValue":[{"value":"1"}]}]}]`)
+	sub.next(t, "depot1/meter/CP1")
+	cp.send(t, `[2,"h1","Heartbeat",{}]`)
+	sub.next(t, "depot1/cp/CP1")
+
+	sub.publish(t, "depot1/cmd/CP1", `{"MessageTypeId":2,"UniqueId":"a/b+c","Action":"Reset","Payload":{"type":"Soft"}}`, 1, false)
+	sub.next(t, "depot1/cmd/CP1")
+	cp.recv(t)
+	cp.send(t, `[3,"a/b+c",{"status":"Accepted"}]`)
+	if m := sub.next(t, "depot1/cp/CP1/reply/Reset/a%2Fb%2Bc"); m["UniqueId"] != "a/b+c" {
+		t.Fatalf("got %v", m)
+	}
+	sub.publish(t, "depot1/cmd/CP1", `nope`, 1, false) // refused with 0x99: not fanned out
+	sub.next(t, "depot1/cp/CP1/error/4")
+}
+
+// TestTemplateErrors: bad templates are startup errors naming the key.
+func TestTemplateErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		mutate func(*Options)
+		want   string
+	}{
+		{"unknown placeholder", func(o *Options) { o.UpstreamTopic = "cp/${foo}" }, "ocpp.upstream.topic"},
+		{"overlap", func(o *Options) { o.DownstreamTopic = "cp/${cid}" }, "ocpp.dnstream.topic"},
+		{"bad override", func(o *Options) { o.TopicOverrides = map[string]string{"Heartbeat": "hb/${nope}"} }, "ocpp.upstream.topic_override_mapping.Heartbeat"},
+		{"bad mode", func(o *Options) { o.Checking = "strict" }, "ocpp.message_format_checking"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			tc.mutate(&o)
+			_, err := New(o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("New: %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}
