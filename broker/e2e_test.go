@@ -220,6 +220,8 @@ func TestWalkthrough(t *testing.T) {
 	jsonEq(t, cp.recv(t), `[4,"h1","NotSupported","no",{"why":"test"}]`)
 	sub.next(t, "ocpp/cs/CP001")
 
+	// The counter moves after mochi has handed the message to subscribers.
+	waitFor(t, "publishes counted", func() bool { return b.Stats().Published == 5 })
 	st := b.Stats()
 	if st.OCPP.FramesIn["call"] != 2 || st.OCPP.FramesIn["callresult"] != 1 || st.OCPP.FramesIn["callerror"] != 1 ||
 		st.OCPP.FramesOut["call"] != 2 || st.OCPP.FramesOut["callresult"] != 1 || st.OCPP.FramesOut["callerror"] != 1 {
