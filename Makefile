@@ -7,10 +7,13 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Fuzz targets as package:FuzzName, e.g. ./ocpp:FuzzParseFrame.
-FUZZ_TARGETS ?=
+FUZZ_TARGETS ?= ./ocpp:FuzzParseFrame ./broker:FuzzDecodeCommand ./broker:FuzzEncode \
+	./broker/topic:FuzzRender ./broker/topic:FuzzEscape ./broker/topic:FuzzParse
 FUZZTIME ?= 30s
+# FUZZTIME_SHORT is how long `make test` fuzzes each target (fuzz-short).
+FUZZTIME_SHORT ?= 3s
 
-.PHONY: all run build test vet fmt-check lint interop interop-deps cross bench fuzz clean
+.PHONY: all run build test vet fmt-check lint interop interop-deps cross bench fuzz fuzz-short clean
 
 all: build
 
@@ -38,6 +41,7 @@ lint: vet fmt-check
 ## ocpp-rpc bundles, and must not skip.
 test: vet fmt-check interop-deps
 	CHARGEMQ_REQUIRE_ORACLE=1 $(GO) test -race ./...
+	$(MAKE) fuzz-short
 	$(MAKE) interop
 
 ## interop-deps: install the interop suite's pinned node packages.
@@ -65,7 +69,12 @@ cross:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-## fuzz: run each target in FUZZ_TARGETS for FUZZTIME.
+## fuzz-short: run each target in FUZZ_TARGETS for FUZZTIME_SHORT (part of test).
+fuzz-short:
+	$(MAKE) fuzz FUZZTIME=$(FUZZTIME_SHORT)
+
+## fuzz: run each target in FUZZ_TARGETS for FUZZTIME. A crasher is written
+## to <pkg>/testdata/fuzz/<FuzzName>/ and replayed by every go test after.
 fuzz:
 	@if [ -z "$(strip $(FUZZ_TARGETS))" ]; then echo "fuzz: no targets in FUZZ_TARGETS"; fi
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -18,8 +18,8 @@ import (
 // The ACL recognises them by it (and by being inline), never by client id.
 const gatewayListener = "ocpp"
 
-// gatewayClientID is the origin of messages the gateway publishes for a
-// charge point that has no connection (gateway errors for offline ones).
+// gatewayClientID is the origin of the messages the gateway itself
+// publishes about a charge point (gateway errors).
 const gatewayClientID = "chargemq-gateway"
 
 // topics holds the parsed topic templates.
@@ -43,21 +43,28 @@ func (t *topics) forCall(action string) topic.Template {
 // bridge joins the two sides: it is the ocpp.Handler that turns frames into
 // MQTT publishes from each charge point's virtual client, and the Deliver
 // function of the route hook that turns downstream publishes into commands.
-// Every publish goes through publish, the one path a bridge to a cloud
+// Every publish goes through inject, the one path a bridge to a cloud
 // cluster or a metrics tap can hook.
+//
+// A charge point's virtual client is an identity, not a resident mochi
+// client: mochi gives every client an outbound queue (8 KiB here) that an
+// inline client never uses, a third of what a connected charge point would
+// otherwise cost. So a small pool of inline clients serves all charge
+// points, each taking the charge point's id for the length of one publish.
+// Hooks and ACLs see exactly what a resident client would show them: the
+// id, inline, on the ocpp listener. mochi keeps no reference to the
+// publishing client after InjectPacket returns (inline publishes are never
+// in flight), which is what makes the reuse safe.
 type bridge struct {
-	mqtt   *mqtt.Server
-	ocpp   *ocpp.Server
-	topics topics
-	qos    byte
-	log    *slog.Logger
+	mqtt    *mqtt.Server
+	ocpp    *ocpp.Server
+	topics  topics
+	qos     byte
+	log     *slog.Logger
+	clients sync.Pool // of *mqtt.Client
 
-	gateway *mqtt.Client
 	// mayRead is the ACL's read check, for MQTT 5 Response Topics.
 	mayRead func(cl *mqtt.Client, topic string) bool
-
-	mu      sync.Mutex
-	clients map[string]*virtualClient
 
 	gatewayErrors reasonCounters
 	published     atomic.Uint64
@@ -74,85 +81,40 @@ type replyTo struct {
 	correlation []byte
 }
 
-// virtualClient is a charge point's client inside the broker; conns counts
-// its connections (two during a takeover).
-type virtualClient struct {
-	cl    *mqtt.Client
-	conns int
-}
-
 func newBridge(srv *mqtt.Server, t topics, qos byte, log *slog.Logger) *bridge {
-	return &bridge{
-		mqtt:    srv,
-		topics:  t,
-		qos:     qos,
-		log:     log,
-		gateway: newVirtualClient(srv, gatewayClientID),
-		clients: make(map[string]*virtualClient),
+	b := &bridge{mqtt: srv, topics: t, qos: qos, log: log}
+	b.clients.New = func() any {
+		// MQTT 5, so that properties (correlation data) survive injection.
+		cl := srv.NewClient(nil, gatewayListener, "", true)
+		cl.Properties.ProtocolVersion = 5
+		return cl
 	}
-}
-
-// newVirtualClient makes an inline client on the gateway listener. It
-// speaks MQTT 5 so that properties (correlation data) survive injection.
-func newVirtualClient(srv *mqtt.Server, id string) *mqtt.Client {
-	cl := srv.NewClient(nil, gatewayListener, id, true)
-	cl.Properties.ProtocolVersion = 5
-	return cl
-}
-
-// client returns the virtual client of cid, or the gateway's when the
-// charge point has none (it is offline).
-func (b *bridge) client(cid string) *mqtt.Client {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if v := b.clients[cid]; v != nil {
-		return v.cl
-	}
-	return b.gateway
+	return b
 }
 
 // Connected implements ocpp.Handler.
 func (b *bridge) Connected(s ocpp.SessionInfo) {
-	b.mu.Lock()
-	v := b.clients[s.CID]
-	if v == nil {
-		v = &virtualClient{cl: newVirtualClient(b.mqtt, s.CID)}
-		b.clients[s.CID] = v
+	b.publishPresence(s, true, "")
+}
+
+// Disconnected implements ocpp.Handler. A replaced connection publishes
+// nothing: its successor is online.
+func (b *bridge) Disconnected(s ocpp.SessionInfo, reason ocpp.Reason, replaced bool) {
+	if !replaced {
+		b.publishPresence(s, false, reason)
 	}
-	v.conns++
-	cl := v.cl
-	b.mu.Unlock()
-	b.publishPresence(cl, s, true, "")
 }
 
 // publishPresence publishes the retained presence of a charge point. The
 // ocpp server calls Connected and Disconnected in order per charge point,
-// and a replaced connection publishes nothing, so the retained message is
-// always the charge point's current state.
-func (b *bridge) publishPresence(cl *mqtt.Client, s ocpp.SessionInfo, online bool, reason ocpp.Reason) {
-	t := b.topics.presence.Render(topic.Values{CID: s.CID})
-	b.inject(cl, packets.Packet{
+// so the retained message is always the charge point's current state.
+func (b *bridge) publishPresence(s ocpp.SessionInfo, online bool, reason ocpp.Reason) {
+	b.inject(s.CID, packets.Packet{
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
-		TopicName:   t,
+		TopicName:   b.topics.presence.Render(topic.Values{CID: s.CID}),
 		Payload:     appendPresence(nil, s, online, reason, time.Now()),
 		PacketID:    1,
 	})
-}
-
-// Disconnected implements ocpp.Handler.
-func (b *bridge) Disconnected(s ocpp.SessionInfo, reason ocpp.Reason, replaced bool) {
-	cl := b.gateway
-	b.mu.Lock()
-	if v := b.clients[s.CID]; v != nil {
-		cl = v.cl
-		if v.conns--; v.conns <= 0 {
-			delete(b.clients, s.CID)
-		}
-	}
-	b.mu.Unlock()
-	if !replaced {
-		b.publishPresence(cl, s, false, reason)
-	}
 }
 
 // Received implements ocpp.Handler: it publishes a charge point's frame.
@@ -167,11 +129,10 @@ func (b *bridge) Received(s ocpp.SessionInfo, in ocpp.Inbound) {
 	default:
 		t = b.topics.errors
 	}
-	cl := b.client(s.CID)
 	payload := appendUpstream(nil, &in)
-	b.publish(cl, t.Render(v), payload, b.qos)
+	b.publish(s.CID, t.Render(v), payload)
 	if in.Command != nil {
-		b.respond(cl, in.Command.Ref, payload)
+		b.respond(s.CID, in.Command.Ref, payload)
 	}
 }
 
@@ -187,15 +148,14 @@ func (b *bridge) publishGatewayError(cid, id, action string, err *ocpp.GatewayEr
 	b.log.Info("command refused", "cid", cid, "unique_id", id, "action", action, "reason", err.Reason, "error", err.Description)
 	code := ocpp.OCPP16.Spell(err.Code)
 	v := topic.Values{CID: cid, Action: action, ID: id, Type: int(ocpp.TypeCallError)}
-	cl := b.client(cid)
 	payload := appendGatewayError(nil, id, action, code, err)
-	b.publish(cl, b.topics.errors.Render(v), payload, b.qos)
-	b.respond(cl, ref, payload)
+	b.publish(gatewayClientID, b.topics.errors.Render(v), payload)
+	b.respond(gatewayClientID, ref, payload)
 }
 
 // respond publishes a command's final message to the Response Topic its
 // MQTT 5 requester gave, with the same Correlation Data.
-func (b *bridge) respond(cl *mqtt.Client, ref any, payload []byte) {
+func (b *bridge) respond(origin string, ref any, payload []byte) {
 	r, ok := ref.(*replyTo)
 	if !ok || r == nil {
 		return
@@ -209,7 +169,7 @@ func (b *bridge) respond(cl *mqtt.Client, ref any, payload []byte) {
 	if b.qos > 0 {
 		pk.PacketID = 1
 	}
-	b.inject(cl, pk)
+	b.inject(origin, pk)
 }
 
 // replyTarget returns the Response Topic of an MQTT 5 command when it may
@@ -267,25 +227,31 @@ func pubackCode(r ocpp.Reason) packets.Code {
 	return packets.CodeSuccess
 }
 
-// publish injects a message from a virtual client. It is the one publish
-// path of the gateway.
-func (b *bridge) publish(cl *mqtt.Client, topicName string, payload []byte, qos byte) {
+// publish publishes a message of the gateway's, from origin's virtual
+// client, at the upstream QoS.
+func (b *bridge) publish(origin, topicName string, payload []byte) {
 	pk := packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: b.qos},
 		TopicName:   topicName,
 		Payload:     payload,
 	}
-	if qos > 0 {
+	if b.qos > 0 {
 		pk.PacketID = 1 // inline clients need a non-zero id; it is never acknowledged
 	}
-	b.inject(cl, pk)
+	b.inject(origin, pk)
 }
 
-// inject is where every message the gateway publishes enters the broker.
-func (b *bridge) inject(cl *mqtt.Client, pk packets.Packet) {
-	if err := b.mqtt.InjectPacket(cl, pk); err != nil {
+// inject is where every message the gateway publishes enters the broker,
+// from the virtual client of origin (a charge point id, or the gateway's).
+func (b *bridge) inject(origin string, pk packets.Packet) {
+	cl := b.clients.Get().(*mqtt.Client)
+	cl.ID = origin
+	err := b.mqtt.InjectPacket(cl, pk)
+	cl.ID = ""
+	b.clients.Put(cl)
+	if err != nil {
 		b.publishFailed.Add(1)
-		b.log.Warn("publish failed", "cid", cl.ID, "topic", pk.TopicName, "error", err)
+		b.log.Warn("publish failed", "cid", origin, "topic", pk.TopicName, "error", err)
 		return
 	}
 	b.published.Add(1)

@@ -16,6 +16,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/chargemq/chargemq/broker/topic"
 	"github.com/chargemq/chargemq/hooks/access"
@@ -309,7 +310,28 @@ func (b *Broker) closeAll() {
 	for _, s := range b.servers {
 		s.Close()
 	}
+	// mochi's Close disconnects each listener's clients through
+	// Clients.GetByListener, which takes the clients' read lock twice and
+	// deadlocks when a client disconnects in between (mochi v2.7.9). Close
+	// and remove our listeners first, disconnecting their clients from one
+	// copied list, so Close finds none left.
+	for _, id := range []string{ListenerMQTT, ListenerMQTTWS} {
+		if _, ok := b.mqtt.Listeners.Get(id); ok {
+			b.mqtt.Listeners.Close(id, b.disconnectListener)
+			b.mqtt.Listeners.Delete(id)
+		}
+	}
 	b.mqtt.Close()
+}
+
+// disconnectListener disconnects the MQTT clients of one listener for a
+// shutdown.
+func (b *Broker) disconnectListener(id string) {
+	for _, cl := range b.mqtt.Clients.GetAll() {
+		if cl.Net.Listener == id && !cl.Closed() {
+			_ = b.mqtt.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
 }
 
 // Stats is what the gateway has counted: mochi's $SYS counts only network

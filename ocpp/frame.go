@@ -53,7 +53,9 @@ type Frame struct {
 // MessageTypeNotSupported (ProtocolError in 1.6) for an unknown type.
 //
 // A CALLERROR with four elements (no ErrorDetails) is accepted: real charge
-// points send it, and nothing is lost by tolerating it.
+// points send it, and nothing is lost by tolerating it. A frame that is not
+// valid UTF-8 is refused (RFC 6455 would even fail the connection; a
+// CALLERROR is the gentler, specified answer).
 func ParseFrame(data []byte) (Frame, error) {
 	var parts []json.RawMessage
 	if err := json.Unmarshal(data, &parts); err != nil || parts == nil {
@@ -66,6 +68,10 @@ func ParseFrame(data []byte) (Frame, error) {
 			f.UniqueID = ""
 			return f, &CallError{Code: FormationViolation, Description: "UniqueId must be a non-empty string"}
 		}
+	}
+	if !utf8.Valid(data) {
+		// JSON is UTF-8 [RFC 8259 §8.1]; what is published must be too.
+		return f, f.violation(FormationViolation, "frame is not valid UTF-8")
 	}
 	if len(parts) < 3 {
 		return f, f.violation(FormationViolation, "frame has "+strconv.Itoa(len(parts))+" elements")

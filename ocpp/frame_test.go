@@ -24,6 +24,7 @@ func TestParseFrame(t *testing.T) {
 		{name: "object", in: `{"a":1}`, code: FormationViolation},
 		{name: "empty array", in: `[]`, code: FormationViolation},
 		{name: "null", in: `null`, code: FormationViolation},
+		{name: "invalid utf8 in payload", in: "[2,\"a1\",\"DataTransfer\",{\"data\":\"\xff\xfe\"}]", code: FormationViolation, echoID: "a1"},
 		{name: "truncated", in: `[2,"a1","Heartbeat",{}`, code: FormationViolation},
 		{name: "type is string", in: `["2","a1","Heartbeat",{}]`, code: FormationViolation, echoID: "a1"},
 		{name: "unknown type", in: `[5,"a1","Heartbeat",{}]`, code: MessageTypeNotSupported, echoID: "a1"},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzParseFrame checks that ParseFrame never panics, that every frame it
@@ -90,6 +91,11 @@ func FuzzParseFrame(f *testing.F) {
 		b := fr.AppendJSON(nil)
 		if !json.Valid(b) {
 			t.Fatalf("ParseFrame(%q) = %+v: AppendJSON %q is not valid JSON", data, fr, b)
+		}
+		// Only UTF-8 frames are accepted, and what is encoded is UTF-8
+		// (testdata/fuzz/FuzzParseFrame/invalid-utf8-payload is refused).
+		if !utf8.Valid(data) || !utf8.Valid(b) {
+			t.Fatalf("ParseFrame(%q): AppendJSON %q is not UTF-8", data, b)
 		}
 		back, err := ParseFrame(b)
 		if err != nil {

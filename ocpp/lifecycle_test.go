@@ -147,14 +147,16 @@ func TestHeartbeatWindowFollowsChangeConfiguration(t *testing.T) {
 // no frame but answers pings stays connected well past its window.
 func TestPongsKeepAlive(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, Options{IdleTimeout: -1, HeartbeatInterval: 40 * time.Millisecond, HeartbeatBackoff: 0, PingInterval: 10 * time.Millisecond})
+	// Generous margins: the window is ten ping intervals, so a loaded
+	// machine running the race detector does not miss it.
+	h := newHarness(t, Options{IdleTimeout: -1, HeartbeatInterval: 300 * time.Millisecond, HeartbeatBackoff: 0, PingInterval: 30 * time.Millisecond})
 	ws := h.dial(t, "CP1")
 	ctx := ws.CloseRead(context.Background()) // reads, so pings are answered
 	// Count the server's pings through the activity stamp: wait for many
 	// windows' worth of time by observing pings, not by sleeping.
 	deadline := time.After(5 * time.Second)
 	start := time.Now()
-	for time.Since(start) < 400*time.Millisecond {
+	for time.Since(start) < 1200*time.Millisecond {
 		select {
 		case e := <-h.rec.ch:
 			t.Fatalf("event %s (%s) while pongs flow", e.kind, e.reason)

@@ -1,0 +1,265 @@
+package broker
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/chargemq/chargemq/ocpp"
+	"github.com/chargemq/chargemq/schemas"
+)
+
+// The per-message cost of the gateway, one goroutine, no network: what it
+// does with a frame between reading it and handing it to mochi (upstream),
+// and between mochi handing it a command and writing it (downstream). Each
+// size has a json.Unmarshal baseline of the same bytes in the same run, so
+// the ratio is comparable across machines. docs/BENCHMARKS.md has the
+// numbers and the command.
+
+// benchMeterValues is a MeterValues CALL with n sampled values of one
+// meter value, as a three-phase charger reports them.
+func benchMeterValues(n int) string {
+	samples := []struct{ measurand, phase, unit, location string }{
+		{"Energy.Active.Import.Register", "", "Wh", "Outlet"},
+		{"Power.Active.Import", "L1", "W", "Outlet"},
+		{"Power.Active.Import", "L2", "W", "Outlet"},
+		{"Power.Active.Import", "L3", "W", "Outlet"},
+		{"Current.Import", "L1", "A", "Outlet"},
+		{"Current.Import", "L2", "A", "Outlet"},
+		{"Current.Import", "L3", "A", "Outlet"},
+		{"Voltage", "L1-N", "V", "Outlet"},
+		{"Voltage", "L2-N", "V", "Outlet"},
+		{"Voltage", "L3-N", "V", "Outlet"},
+		{"Current.Offered", "", "A", "Outlet"},
+		{"Power.Offered", "", "W", "Outlet"},
+		{"Frequency", "", "", "Inlet"},
+		{"Temperature", "", "Celsius", "Body"},
+		{"SoC", "", "Percent", "EV"},
+		{"Power.Factor", "", "", "Outlet"},
+		{"Energy.Reactive.Import.Register", "", "varh", "Outlet"},
+		{"Power.Reactive.Import", "", "var", "Outlet"},
+		{"Current.Export", "", "A", "Outlet"},
+		{"Energy.Active.Export.Register", "", "Wh", "Outlet"},
+	}
+	var b strings.Builder
+	b.WriteString(`[2,"f6b2a7c4-3d1e-4a57-9c1b-8e0d2f4a6b13","MeterValues",{"connectorId":1,"transactionId":1842,"meterValue":[{"timestamp":"2024-05-01T10:15:00.000Z","sampledValue":[`)
+	for i := range n {
+		s := samples[i%len(samples)]
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"value":"%d.%d","context":"Sample.Periodic","format":"Raw","measurand":%q`, 1000+i*37, i%10, s.measurand)
+		if s.phase != "" {
+			fmt.Fprintf(&b, `,"phase":%q`, s.phase)
+		}
+		fmt.Fprintf(&b, `,"location":%q`, s.location)
+		if s.unit != "" {
+			fmt.Fprintf(&b, `,"unit":%q`, s.unit)
+		}
+		b.WriteByte('}')
+	}
+	b.WriteString(`]}]}]`)
+	return b.String()
+}
+
+// benchChargingProfile is a SetChargingProfile command with n schedule
+// periods, a day's tariff-driven profile.
+func benchChargingProfile(n int) string {
+	var b strings.Builder
+	b.WriteString(`{"MessageTypeId":2,"UniqueId":"0f8e6a52-5b7c-4d2e-9a1f-3c4b5d6e7f80","Action":"SetChargingProfile","Payload":{"connectorId":1,"csChargingProfiles":{"chargingProfileId":7,"stackLevel":1,"chargingProfilePurpose":"TxDefaultProfile","chargingProfileKind":"Absolute","validFrom":"2024-05-01T00:00:00Z","validTo":"2024-05-02T00:00:00Z","chargingSchedule":{"duration":86400,"startSchedule":"2024-05-01T00:00:00Z","chargingRateUnit":"A","minChargingRate":6.0,"chargingSchedulePeriod":[`)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"startPeriod":%d,"limit":%d.%d,"numberPhases":3}`, i*4320, 6+i%26, i%10)
+	}
+	b.WriteString(`]}}}}`)
+	return b.String()
+}
+
+type benchCase struct {
+	name string
+	data []byte
+}
+
+var (
+	benchUpstream = []benchCase{
+		{"Heartbeat", []byte(`[2,"6a8e1f0c-52b4-4b7e-8d3a-9f1c2e4b5a60","Heartbeat",{}]`)},
+		{"StatusNotification", []byte(`[2,"3c9d2e7a-1b4f-4e8c-a2d5-7f6b0e1c9d34","StatusNotification",{"connectorId":1,"errorCode":"NoError","status":"Charging","timestamp":"2024-05-01T10:15:02.512Z","info":"cable locked","vendorId":"com.example"}]`)},
+		{"MeterValues20", []byte(benchMeterValues(20))},
+	}
+	benchDownstream = []benchCase{
+		{"Reset", []byte(`{"MessageTypeId":2,"UniqueId":"9b1d4e2f-7a3c-4c5d-8e6f-0a1b2c3d4e5f","Action":"Reset","Payload":{"type":"Soft"}}`)},
+		{"RemoteStartTransaction", []byte(`{"MessageTypeId":2,"UniqueId":"5e4d3c2b-1a09-4f8e-b7d6-c5b4a3928170","Action":"RemoteStartTransaction","Payload":{"connectorId":1,"idTag":"04E91C5A2B3F80"}}`)},
+		{"SetChargingProfile20", []byte(benchChargingProfile(20))},
+	}
+)
+
+// benchValidator is the validator the gateway uses for OCPP 1.6: the
+// embedded schemas behind the broker's adapter.
+func benchValidator(b *testing.B) schemaValidator {
+	b.Helper()
+	set, err := schemas.Load(schemas.Options{Protocol: string(ocpp.OCPP16)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return schemaValidator{set}
+}
+
+// upstream is the gateway's work on one frame from a charge point: parse
+// it, check the CALL as conn.checkCall does, write the MQTT payload as
+// bridge.Received does.
+func upstream(v schemaValidator, data []byte) ([]byte, error) {
+	f, err := ocpp.ParseFrame(data)
+	if err != nil {
+		return nil, err
+	}
+	if fromCP, _, ok := v.Sender(f.Action); !ok || !fromCP {
+		return nil, fmt.Errorf("%s is not a charge point's CALL", f.Action)
+	}
+	if ce := v.Check(f.Action, false, f.Payload); ce != nil {
+		return nil, ce
+	}
+	in := ocpp.Inbound{Frame: f}
+	return appendUpstream(nil, &in), nil
+}
+
+// downstream is the gateway's work on one command from MQTT: decode it as
+// bridge.Deliver does, check it as Server.checkCommand does and encode the
+// frame as Server.Send does.
+func downstream(v schemaValidator, data []byte) ([]byte, error) {
+	f, bad := decodeCommand(data)
+	if bad != nil {
+		return nil, bad
+	}
+	if _, fromCS, ok := v.Sender(f.Action); !ok || !fromCS {
+		return nil, fmt.Errorf("%s is not a central system's CALL", f.Action)
+	}
+	if ce := v.Check(f.Action, false, f.Payload); ce != nil {
+		return nil, ce
+	}
+	return f.AppendJSON(nil), nil
+}
+
+// BenchmarkUpstream measures one CALL from a charge point: "gateway" is
+// parse + check + translate, the next three are those steps alone, and
+// "json.Unmarshal" decodes the same frame into a []any.
+func BenchmarkUpstream(b *testing.B) {
+	v := benchValidator(b)
+	for _, bc := range benchUpstream {
+		out, err := upstream(v, bc.data)
+		if err != nil || !json.Valid(out) {
+			b.Fatalf("%s: %v, %q", bc.name, err, out)
+		}
+		f, _ := ocpp.ParseFrame(bc.data)
+		in := ocpp.Inbound{Frame: f}
+		b.Run(bc.name, func(b *testing.B) {
+			b.Run("gateway", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					if _, err := upstream(v, bc.data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("parse", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					if _, err := ocpp.ParseFrame(bc.data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("check", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					if ce := v.Check(f.Action, false, f.Payload); ce != nil {
+						b.Fatal(ce)
+					}
+				}
+			})
+			b.Run("translate", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					_ = appendUpstream(nil, &in)
+				}
+			})
+			b.Run("json.Unmarshal", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					var frame []any
+					if err := json.Unmarshal(bc.data, &frame); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkDownstream measures one CALL from MQTT for a charge point:
+// "gateway" is decode + check + encode, the next three are those steps
+// alone, and "json.Unmarshal" decodes the same message into a
+// map[string]any.
+func BenchmarkDownstream(b *testing.B) {
+	v := benchValidator(b)
+	for _, bc := range benchDownstream {
+		out, err := downstream(v, bc.data)
+		if err != nil || !json.Valid(out) {
+			b.Fatalf("%s: %v, %q", bc.name, err, out)
+		}
+		f, _ := decodeCommand(bc.data)
+		b.Run(bc.name, func(b *testing.B) {
+			b.Run("gateway", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					if _, err := downstream(v, bc.data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("decode", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					if _, bad := decodeCommand(bc.data); bad != nil {
+						b.Fatal(bad)
+					}
+				}
+			})
+			b.Run("check", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					if ce := v.Check(f.Action, false, f.Payload); ce != nil {
+						b.Fatal(ce)
+					}
+				}
+			})
+			b.Run("encode", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					_ = f.AppendJSON(nil)
+				}
+			})
+			b.Run("json.Unmarshal", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(bc.data)))
+				for b.Loop() {
+					var cmd map[string]any
+					if err := json.Unmarshal(bc.data, &cmd); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
