@@ -79,11 +79,10 @@ func DefaultOptions() Options {
 	}
 }
 
-// maxQueuedPerClient bounds each MQTT client's outbound queue. mochi
-// allocates this many slots (8 bytes each) for every client, the virtual
-// ones too, which never use theirs: its default of 8192 would cost 64 KiB
-// per charge point. 1024 is Mosquitto's default order of magnitude
-// (max_queued_messages 1000) and costs 8 KiB.
+// maxQueuedPerClient bounds each MQTT client's outbound queue; a
+// subscriber further behind loses messages. mochi's default is 8192;
+// 1024 is Mosquitto's order of magnitude (max_queued_messages 1000).
+// Charge points do not pay it: their virtual clients are pooled (bridge).
 const maxQueuedPerClient = 1024
 
 // Broker is a running chargemq: the MQTT broker, the OCPP server and the
