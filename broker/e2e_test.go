@@ -79,6 +79,14 @@ func (m *mqttClient) subscribe(t *testing.T, filter string) {
 	if _, err := m.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 2}}}); err != nil {
 		t.Fatalf("subscribe %s: %v", filter, err)
 	}
+	// mochi sends SUBACK before the retained messages of a subscription, so
+	// a message retained in between would arrive twice (live and retained).
+	// A second SUBSCRIBE is a barrier: mochi handles one client's packets in
+	// order, so when its SUBACK is back, the first one's retained messages
+	// have been sent.
+	if _, err := m.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "test/barrier", QoS: 0}}}); err != nil {
+		t.Fatalf("subscribe barrier: %v", err)
+	}
 }
 
 // publish sends a QoS 1 message and returns the PUBACK reason code.
