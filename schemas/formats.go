@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/xeipuuv/gojsonschema"
@@ -173,8 +174,44 @@ func isURI(s string) bool {
 			}
 		}
 	}
+	if strings.Count(s, "#") > 1 { // "#" is not a fragment character [RFC 3986 §3.5]
+		return false
+	}
+	if !bracketsOnlyAroundHost(s[colon+1:]) {
+		return false
+	}
 	_, err := url.Parse(s) // authority syntax: ports, IPv6 brackets
 	return err == nil
+}
+
+// bracketsOnlyAroundHost reports whether "[" and "]" appear only around an
+// IP literal host, without a zone id [RFC 3986 §3.2.2, §3.3]. Go's
+// net/url also takes them in a path and takes RFC 6874 zone ids; strict
+// charge points (ajv) refuse both, and what we pass they must accept.
+func bracketsOnlyAroundHost(hierPart string) bool {
+	rest := hierPart
+	if strings.HasPrefix(rest, "//") {
+		a := rest[2:]
+		end := strings.IndexAny(a, "/?#")
+		if end < 0 {
+			end = len(a)
+		}
+		auth := a[:end]
+		rest = a[end:]
+		host := auth[strings.LastIndexByte(auth, '@')+1:]
+		if strings.ContainsAny(auth[:len(auth)-len(host)], "[]") {
+			return false
+		}
+		if strings.HasPrefix(host, "[") {
+			closing := strings.IndexByte(host, ']')
+			if closing < 0 || strings.ContainsAny(host[1:closing], "[%") || strings.ContainsAny(host[closing+1:], "[]") {
+				return false
+			}
+		} else if strings.ContainsAny(host, "[]") {
+			return false
+		}
+	}
+	return !strings.ContainsAny(rest, "[]")
 }
 
 func isHex(c byte) bool {

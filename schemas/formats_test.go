@@ -75,6 +75,15 @@ func TestIsURI(t *testing.T) {
 		{"ftp://host/%2", false},
 		{"ftp://host:port/", false},
 		{"ftp://[::1/", false},
+		// What strict charge points (ajv, RFC 3986) refuse must not pass.
+		{"https://files.example.com/a#b#c", false},
+		{"https://files.example.com/fw[1].bin", false},
+		{"https://files.example.com/fw?x=[1]", false},
+		{"http://[fe80::1%25en0]/x", false},
+		{"http://us[er@host/x", false},
+		{"http://[::1]]/x", false},
+		{"http://[::1]:8080/x", true},
+		{"https://files.example.com/fw%5B1%5D.bin", true},
 	} {
 		if got := isURI(tc.in); got != tc.want {
 			t.Errorf("isURI(%q) = %v, want %v", tc.in, got, tc.want)
