@@ -175,13 +175,23 @@ func TestValidationAnswersAndDirections(t *testing.T) {
 		t.Fatalf("override: %v", m)
 	}
 
+	// A command is checked before it is found undeliverable: an invalid
+	// one for a charge point that is not connected is invalid, not offline.
+	if rc := cmd.publish(t, "ocpp/cs/NOBODY", `{"MessageTypeId":2,"UniqueId":"n1","Action":"Reset","Payload":{}}`, 1, false); rc != 0x99 {
+		t.Fatalf("invalid command for an offline charge point: PUBACK 0x%x", rc)
+	}
+	if m := sub.next(t, "ocpp/cp/NOBODY/Reply"); m["ErrorDetails"].(map[string]any)["reason"] != "invalid_payload" {
+		t.Fatalf("gateway error %v", m)
+	}
+
 	fails := map[string]uint64{}
 	for _, f := range b.Stats().OCPP.SchemaFailures {
 		fails[f.Direction+" "+f.Action+" "+f.Code] = f.Count
 	}
 	for _, k := range []string{"upstream BootNotification OccurenceConstraintViolation", "upstream Reset NotSupported",
 		"upstream MakeCoffee NotImplemented", "downstream BootNotification OccurenceConstraintViolation",
-		"downstream BootNotification NotSupported", "upstream Reset PropertyConstraintViolation"} {
+		"downstream BootNotification NotSupported", "upstream Reset PropertyConstraintViolation",
+		"downstream Reset OccurenceConstraintViolation"} {
 		if fails[k] != 1 {
 			t.Fatalf("schema failures %v: want 1 of %q", fails, k)
 		}

@@ -415,39 +415,49 @@ func (s *Server) Send(cid string, cmd *Command) *GatewayError {
 		return &GatewayError{Reason: ReasonTooLarge, Code: GenericError,
 			Description: "frame would exceed max_frame_size"}
 	}
-	for {
-		s.mu.RLock()
-		st := s.stations[cid]
-		s.mu.RUnlock()
+	s.mu.RLock()
+	st := s.stations[cid]
+	s.mu.RUnlock()
+	p := OCPP16 // the protocol a charge point that is not connected is assumed to speak
+	if st != nil {
+		p = st.protocol()
+	}
+	if err := s.checkCommand(cid, p, cmd); err != nil {
+		return err
+	}
+	if cmd.Frame.Type != TypeCall {
 		if st == nil {
-			if cmd.Frame.Type != TypeCall || s.opts.OfflineTTL <= 0 {
+			return errOffline
+		}
+		return st.answer(cmd)
+	}
+	for {
+		created := false
+		if st == nil {
+			if s.opts.OfflineTTL <= 0 {
 				return errOffline
-			}
-			if err := s.checkCommand(cid, OCPP16, cmd); err != nil {
-				return err
 			}
 			s.mu.Lock()
 			if s.closing {
 				s.mu.Unlock()
 				return errOffline
 			}
+			created = s.stations[cid] == nil
 			st = s.stationLocked(cid)
 			s.mu.Unlock()
-		} else if err := s.checkCommand(cid, st.protocol(), cmd); err != nil {
-			return err
-		}
-		if cmd.Frame.Type != TypeCall {
-			return st.answer(cmd)
 		}
 		err, retry := st.enqueue(cmd)
 		if !retry {
-			if err != nil && cmd.heldUntil.IsZero() {
+			if err != nil && created {
 				st.events.Lock()
-				s.forgetIfIdle(st) // a station made for a command it could not hold
+				s.forgetIfIdle(st) // made for a command it could not hold
 				st.events.Unlock()
 			}
 			return err
 		}
+		s.mu.RLock()
+		st = s.stations[cid]
+		s.mu.RUnlock()
 	}
 }
 
