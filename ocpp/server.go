@@ -427,7 +427,7 @@ func (s *Server) Send(cid string, cmd *Command) *GatewayError {
 	}
 	if cmd.Frame.Type != TypeCall {
 		if st == nil {
-			return errOffline
+			return errOffline()
 		}
 		return st.answer(cmd)
 	}
@@ -435,12 +435,12 @@ func (s *Server) Send(cid string, cmd *Command) *GatewayError {
 		created := false
 		if st == nil {
 			if s.opts.OfflineTTL <= 0 {
-				return errOffline
+				return errOffline()
 			}
 			s.mu.Lock()
 			if s.closing {
 				s.mu.Unlock()
-				return errOffline
+				return errOffline()
 			}
 			created = s.stations[cid] == nil
 			st = s.stationLocked(cid)

@@ -53,7 +53,11 @@ type pendingCall struct {
 	deadline time.Time
 }
 
-var errOffline = gatewayError(ReasonOffline, "charge point is not connected")
+// errOffline is the refusal of a command for a charge point that is not
+// connected. Each call makes a new one: callers own what they are given.
+func errOffline() *GatewayError {
+	return gatewayError(ReasonOffline, "charge point is not connected")
+}
 
 // enqueue queues a downstream CALL or refuses it. It reports retry when
 // the station was removed meanwhile and the caller must look it up again.
@@ -64,7 +68,7 @@ func (st *station) enqueue(cmd *Command) (err *GatewayError, retry bool) {
 		return nil, true
 	}
 	if st.conn == nil && st.srv.opts.OfflineTTL <= 0 {
-		return errOffline, false
+		return errOffline(), false
 	}
 	id := cmd.Frame.UniqueID
 	if st.inflight != nil && st.inflight.cmd.Frame.UniqueID == id {
@@ -229,7 +233,7 @@ func (st *station) answer(cmd *Command) *GatewayError {
 	defer st.mu.Unlock()
 	c := st.conn
 	if c == nil {
-		return errOffline
+		return errOffline()
 	}
 	action, ok := c.takePending(cmd.Frame.UniqueID, time.Now())
 	if !ok {
