@@ -197,3 +197,34 @@ func TestValidationAnswersAndDirections(t *testing.T) {
 		}
 	}
 }
+
+// TestSchemaDirReplacesEmbeddedSchemas: a vendor's corrected schema in
+// json_schema_dir, with the configured id prefix, replaces the embedded
+// one of the same id in the running gateway.
+func TestSchemaDirReplacesEmbeddedSchemas(t *testing.T) {
+	dir := t.TempDir()
+	// This vendor's chargers omit chargePointModel; the corrected schema
+	// requires only the vendor.
+	schema := `{"$schema":"http://json-schema.org/draft-04/schema#","id":"urn:acme:BootNotificationRequest",
+		"type":"object","properties":{"chargePointVendor":{"type":"string","maxLength":20}},"required":["chargePointVendor"]}`
+	if err := os.WriteFile(filepath.Join(dir, "boot.json"), []byte(schema), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := startBroker(t, func(o *Options) {
+		o.SchemaDir = dir
+		o.SchemaIDPrefix = "urn:acme:"
+	})
+	sub := dialMQTT(t, b.Addr(ListenerMQTT), "csms")
+	sub.subscribe(t, "ocpp/cp/#")
+	cp := dialCP(t, b, "CP1")
+	waitFor(t, "connected", func() bool { return b.Stats().OCPP.Connected == 1 })
+	cp.send(t, `[2,"v1","BootNotification",{"chargePointVendor":"Acme"}]`)
+	if m := sub.next(t, "ocpp/cp/CP1"); m["UniqueId"] != "v1" {
+		t.Fatalf("got %v", m)
+	}
+	// The other embedded schemas still apply.
+	cp.send(t, `[2,"v2","Heartbeat",{"x":1}]`)
+	if got := cp.recv(t); got[2] != "FormationViolation" {
+		t.Fatalf("Heartbeat with an extra property: %v", got)
+	}
+}
