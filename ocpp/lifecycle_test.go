@@ -214,3 +214,26 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// TestChargePointPingsKeepAlive: a charge point's own WebSocket pings
+// count as activity (ocpp-rpc, for one, pings every 30 s by default).
+func TestChargePointPingsKeepAlive(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{IdleTimeout: -1, HeartbeatInterval: 300 * time.Millisecond, HeartbeatBackoff: 0})
+	ws := h.dial(t, "CP1")
+	ctx := ws.CloseRead(context.Background()) // reads, so pongs arrive
+	start := time.Now()
+	for time.Since(start) < 1200*time.Millisecond {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := ws.Ping(pctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("ping: %v", err)
+		}
+		select {
+		case e := <-h.rec.ch:
+			t.Fatalf("event %s (%s) while the charge point pings", e.kind, e.reason)
+		case <-time.After(30 * time.Millisecond):
+		}
+	}
+}

@@ -150,11 +150,8 @@ func (c *conn) pingLoop(every time.Duration) {
 		select {
 		case <-t.C:
 			ctx, cancel := context.WithTimeout(context.Background(), every)
-			err := c.ws.Ping(ctx)
+			_ = c.ws.Ping(ctx) // the pong is counted by OnPongReceived
 			cancel()
-			if err == nil {
-				c.touch()
-			}
 		case <-c.done:
 			return
 		}

@@ -214,6 +214,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Charge points send arbitrary Origin headers (or none); OCPP has
 		// no browser clients to protect, so the origin is not checked.
 		InsecureSkipVerify: true,
+		// A charge point's pings, and its pongs to ours, are signs of life.
+		OnPingReceived: func(context.Context, []byte) bool { c.touch(); return true },
+		OnPongReceived: func(context.Context, []byte) { c.touch() },
 	})
 	if err != nil {
 		s.stats.refused(refusedUpgrade)
