@@ -304,11 +304,17 @@ func (c *conn) write(b []byte) bool {
 
 // shut closes the connection once, recording why. The close handshake
 // waits for the peer (up to 5 s in the library), so it runs on its own
-// goroutine and never holds up a caller.
+// goroutine and never holds up a caller. A slow consumer gets no
+// handshake: it is not reading, so the close frame could not even be
+// written, and its socket is dropped at once.
 func (c *conn) shut(reason Reason, code websocket.StatusCode) {
 	c.shutOnce.Do(func() {
 		c.reason = reason
 		close(c.done)
+		if reason == ReasonSlowConsumer {
+			go c.ws.CloseNow()
+			return
+		}
 		go c.ws.Close(code, string(reason))
 	})
 }

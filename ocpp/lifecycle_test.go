@@ -237,3 +237,25 @@ func TestChargePointPingsKeepAlive(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownFailsHeldCommands: commands held for an offline charge point
+// get their final message when the gateway stops; none vanish.
+func TestShutdownFailsHeldCommands(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{MaxQueue: 5, OfflineTTL: time.Hour})
+	h.srv.Send("CP1", call("s1", "Reset"))
+	h.srv.Send("CP1", call("s2", "Reset"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := h.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"s1", "s2"} {
+		if e := h.rec.next(t, "failed"); e.err.Reason != ReasonOffline || e.cmd.Frame.UniqueID != id {
+			t.Fatalf("got %+v %s, want offline %s", e.err, e.cmd.Frame.UniqueID, id)
+		}
+	}
+	if st := h.srv.Stats(); st.HeldCIDs != 0 || st.HeldBytes != 0 {
+		t.Fatalf("held after shutdown: %+v", st)
+	}
+}

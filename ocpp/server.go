@@ -522,11 +522,40 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.conns.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
+	}
+	s.failHeld()
+	return err
+}
+
+// failHeld ends the commands held for offline charge points with offline
+// when the gateway stops: nothing persists them yet, and an accepted
+// command must not vanish without its final message.
+func (s *Server) failHeld() {
+	s.mu.RLock()
+	stations := make([]*station, 0, len(s.stations))
+	for _, st := range s.stations {
+		stations = append(stations, st)
+	}
+	s.mu.RUnlock()
+	for _, st := range stations {
+		st.events.Lock()
+		st.mu.Lock()
+		var held []*Command
+		if st.conn == nil && st.holding {
+			held = st.queue
+			st.queue = nil
+			st.releaseLocked()
+		}
+		st.mu.Unlock()
+		for _, cmd := range held {
+			s.fail(st.cid, cmd, gatewayError(ReasonOffline, "gateway shutting down"))
+		}
+		st.events.Unlock()
 	}
 }
 
