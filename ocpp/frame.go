@@ -64,7 +64,7 @@ func ParseFrame(data []byte) (Frame, error) {
 	var f Frame
 	if len(parts) >= 2 {
 		// Read the id first so every later refusal can echo it.
-		if err := json.Unmarshal(parts[1], &f.UniqueID); err != nil || f.UniqueID == "" {
+		if err := decodeString(parts[1], &f.UniqueID); err != nil || f.UniqueID == "" {
 			f.UniqueID = ""
 			return f, &CallError{Code: FormationViolation, Description: "UniqueId must be a non-empty string"}
 		}
@@ -76,8 +76,8 @@ func ParseFrame(data []byte) (Frame, error) {
 	if len(parts) < 3 {
 		return f, f.violation(FormationViolation, "frame has "+strconv.Itoa(len(parts))+" elements")
 	}
-	var typ float64
-	if err := json.Unmarshal(parts[0], &typ); err != nil {
+	typ, err := messageType(parts[0])
+	if err != nil {
 		return f, f.violation(FormationViolation, "MessageTypeId must be a number")
 	}
 	switch typ {
@@ -86,7 +86,7 @@ func ParseFrame(data []byte) (Frame, error) {
 		if len(parts) != 4 {
 			return f, f.violation(FormationViolation, "CALL must have 4 elements")
 		}
-		if err := json.Unmarshal(parts[2], &f.Action); err != nil || f.Action == "" {
+		if err := decodeString(parts[2], &f.Action); err != nil || f.Action == "" {
 			return f, f.violation(FormationViolation, "Action must be a non-empty string")
 		}
 		f.Payload = parts[3]
@@ -101,10 +101,10 @@ func ParseFrame(data []byte) (Frame, error) {
 		if len(parts) != 4 && len(parts) != 5 {
 			return f, f.violation(FormationViolation, "CALLERROR must have 5 elements")
 		}
-		if err := json.Unmarshal(parts[2], &f.ErrorCode); err != nil || f.ErrorCode == "" {
+		if err := decodeString(parts[2], &f.ErrorCode); err != nil || f.ErrorCode == "" {
 			return f, f.violation(FormationViolation, "ErrorCode must be a non-empty string")
 		}
-		if err := json.Unmarshal(parts[3], &f.ErrorDescription); err != nil {
+		if err := decodeString(parts[3], &f.ErrorDescription); err != nil {
 			return f, f.violation(FormationViolation, "ErrorDescription must be a string")
 		}
 		if len(parts) == 5 {
@@ -121,6 +121,39 @@ func ParseFrame(data []byte) (Frame, error) {
 		return f, f.violation(FormationViolation, "Payload must be a JSON object")
 	}
 	return f, nil
+}
+
+// messageType reads the MessageTypeId. The usual one-digit forms are
+// recognised directly; anything else (2.0, 2e0) takes the JSON decoder.
+func messageType(raw json.RawMessage) (float64, error) {
+	if len(raw) == 1 && raw[0] >= '0' && raw[0] <= '9' {
+		return float64(raw[0] - '0'), nil
+	}
+	var typ float64
+	err := json.Unmarshal(raw, &typ)
+	return typ, err
+}
+
+// decodeString reads a JSON string element. Plain strings (no escapes, no
+// control characters, as UniqueIds, actions and codes are) are taken as
+// they are, without setting up a decoder per element; the rest, and
+// anything that is not a string, take encoding/json.
+func decodeString(raw json.RawMessage, s *string) error {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		inner := raw[1 : n-1]
+		plain := true
+		for _, c := range inner {
+			if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			*s = string(inner)
+			return nil
+		}
+	}
+	return json.Unmarshal(raw, s)
 }
 
 func (f Frame) violation(code ErrorCode, desc string) *CallError {

@@ -118,3 +118,18 @@ func TestSpell(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeStringMatchesEncodingJSON: the fast path for plain strings
+// reads exactly what encoding/json reads, and refuses what it refuses.
+func TestDecodeStringMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{`"abc"`, `""`, `"a\"b"`, `"a\\b"`, `"\u00e9"`, `"é"`, "\"a\x01b\"", "\"\xff\"",
+		`"a/b"`, `7`, `null`, `"unterminated`, `"`, `"a" `, `{"a":1}`, `"BootNotification"`, `"550e8400-e29b-41d4-a716-446655440000"`} {
+		var want, got string
+		wantErr := json.Unmarshal([]byte(raw), &want)
+		gotErr := decodeString(json.RawMessage(raw), &got)
+		if (wantErr == nil) != (gotErr == nil) || got != want {
+			t.Errorf("decodeString(%s) = %q, %v; encoding/json: %q, %v", raw, got, gotErr, want, wantErr)
+		}
+	}
+}
