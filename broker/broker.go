@@ -113,7 +113,8 @@ func New(opts Options) (*Broker, error) {
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
 	caps.MaximumClientWritesPending = maxQueuedPerClient
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: log.With("component", "mqtt")})
+	mlog := slog.New(mochiLogHandler{log.Handler()}).With("component", "mqtt")
+	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: mlog})
 
 	b := &Broker{opts: opts, log: log, mqtt: srv, addrs: make(map[string]net.Addr)}
 	b.bridge = newBridge(srv, t, opts.UpstreamQoS, log)
