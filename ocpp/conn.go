@@ -42,6 +42,8 @@ type conn struct {
 	heartbeat  atomic.Int64 // interval, as a time.Duration
 	watchdog   atomic.Pointer[time.Timer]
 
+	refused uint64 // frames refused on this connection; reader only
+
 	// pending holds the charge point's calls awaiting an answer from MQTT,
 	// a ring of MaxPending; guarded by st.mu.
 	pending []pendingCall
@@ -142,7 +144,7 @@ func (c *conn) handle(data []byte) {
 	if err != nil {
 		s.stats.in(inMalformed)
 		ce := AsCallError(err)
-		c.log.Info("malformed frame", "code", c.info.Protocol.Spell(ce.Code), "error", ce.Description)
+		c.logRefused("malformed frame", "code", c.info.Protocol.Spell(ce.Code), "error", ce.Description)
 		c.reply(ce)
 		return
 	}
@@ -152,7 +154,7 @@ func (c *conn) handle(data []byte) {
 		if ce := c.checkCall(&f); ce != nil {
 			s.stats.in(inInvalid)
 			s.failures.add("upstream", f.Action, string(ce.Code))
-			c.log.Info("call refused", "action", f.Action, "unique_id", f.UniqueID, "code", ce.Code, "error", ce.Description)
+			c.logRefused("call refused", "action", f.Action, "unique_id", f.UniqueID, "code", ce.Code, "error", ce.Description)
 			c.reply(ce)
 			return
 		}
@@ -188,6 +190,24 @@ func (c *conn) handle(data []byte) {
 		s.opts.Handler.Received(c.info, in)
 	}
 }
+
+// logRefused logs a refused frame: the first few of a connection at INFO,
+// then one in every refusedLogEvery with the running count, the rest at
+// DEBUG, so a charge point that floods bad frames cannot flood the log.
+// Every refusal is counted in Stats regardless. Reader goroutine only.
+func (c *conn) logRefused(msg string, args ...any) {
+	c.refused++
+	level := slog.LevelDebug
+	if c.refused <= refusedLogFirst || c.refused%refusedLogEvery == 0 {
+		level = slog.LevelInfo
+	}
+	c.log.Log(context.Background(), level, msg, append(args, "refused_so_far", c.refused)...)
+}
+
+const (
+	refusedLogFirst = 10
+	refusedLogEvery = 1000
+)
 
 // reply answers a frame with a CALLERROR. It runs on the reader and waits
 // for room in replies: back-pressure on the charge point that caused it.

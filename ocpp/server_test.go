@@ -472,3 +472,46 @@ func TestSlowConsumerIsClosed(t *testing.T) {
 	}
 	t.Fatal("a charge point that never reads was not closed")
 }
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRefusedFramesDoNotFloodTheLog: the first refusals of a connection
+// are logged at INFO with the charge point id, the rest at DEBUG.
+func TestRefusedFramesDoNotFloodTheLog(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	rec := &recorder{ch: make(chan event, 1024)}
+	srv := NewServer(Options{Handler: rec, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	hs := httptest.NewServer(srv)
+	defer hs.Close()
+	h := &harness{srv: srv, rec: rec, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ocpp/"}
+	ws := h.dial(t, "CP1")
+	for range 30 {
+		write(t, ws, "garbage")
+		read(t, ws)
+	}
+	if n := strings.Count(logs.String(), `level=INFO msg="malformed frame" cid=CP1`); n != refusedLogFirst {
+		t.Fatalf("%d INFO lines for 30 malformed frames, want %d:\n%s", n, refusedLogFirst, logs.String())
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+	rec.next(t, "disconnected")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+}
