@@ -98,7 +98,10 @@ type Broker struct {
 
 	addrs   map[string]net.Addr
 	servers []*http.Server
-	ready   atomic.Bool
+	// ocppHTTP serves the OCPP listener; shut down first so that no
+	// handshake is cut off half-way.
+	ocppHTTP *http.Server
+	ready    atomic.Bool
 }
 
 // New validates opts and builds a Broker; Start binds and serves.
@@ -152,6 +155,18 @@ func New(opts Options) (*Broker, error) {
 		}
 	}
 	return b, nil
+}
+
+// Validate checks what New would refuse in opts without building a
+// broker: the topic templates, the checking modes and the schema set
+// (including json_schema_dir). check-config uses it, so a file it passes
+// is one serve starts with.
+func Validate(opts Options) error {
+	if _, err := parseTopics(opts); err != nil {
+		return err
+	}
+	_, _, err := validation(opts)
+	return err
 }
 
 // parseTopics parses the templates and refuses a configuration in which the
@@ -232,7 +247,7 @@ func (b *Broker) Start() error {
 	if ln, err := bind(ListenerOCPP, b.opts.OCPPAddr); err != nil {
 		return fail(err)
 	} else if ln != nil {
-		b.serveHTTP(ListenerOCPP, ln, b.ocpp)
+		b.ocppHTTP = b.serveHTTP(ListenerOCPP, ln, b.ocpp)
 	}
 	if ln, err := bind(ListenerHTTP, b.opts.HTTPAddr); err != nil {
 		return fail(err)
@@ -248,7 +263,7 @@ func (b *Broker) serveMQTT(l *listeners.Net) {
 	b.mqtt.Listeners.Serve(l.ID(), b.mqtt.EstablishConnection)
 }
 
-func (b *Broker) serveHTTP(name string, ln net.Listener, h http.Handler) {
+func (b *Broker) serveHTTP(name string, ln net.Listener, h http.Handler) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -260,6 +275,7 @@ func (b *Broker) serveHTTP(name string, ln net.Listener, h http.Handler) {
 			b.log.Error("listener stopped", "listener", name, "error", err)
 		}
 	}()
+	return srv
 }
 
 // adminHandler serves the health endpoints.
@@ -300,6 +316,12 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	b.ready.Store(false)
 	for _, s := range b.servers {
 		s.SetKeepAlivesEnabled(false)
+	}
+	// Stop accepting charge points and let handshakes in flight finish
+	// (net/http forgets a connection once it is upgraded), then close every
+	// charge point with 1001 while the MQTT side still runs.
+	if b.ocppHTTP != nil {
+		_ = b.ocppHTTP.Shutdown(ctx)
 	}
 	err := b.ocpp.Shutdown(ctx)
 	b.closeAll()

@@ -5,10 +5,13 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/chargemq/chargemq/broker"
 )
 
 // checkConfigAction loads FILE exactly as serve would (defaults, file,
-// environment, and any config flags given before the command), validates it,
+// environment, and any config flags given before the command), validates it
+// (including the topic templates and schema files the broker checks),
 // and prints the effective configuration as YAML on stdout. The output is
 // itself a valid config file. Without FILE it checks --config or
 // $CHARGEMQ_CONFIG, so a deployment can check what it is about to run.
@@ -30,6 +33,10 @@ func (p *program) checkConfigAction(c *cli.Context) error {
 	}
 	cfg, err := p.loadFromCLI(c, file)
 	if err != nil {
+		return err
+	}
+	// What only the broker can judge: topic templates, schema files.
+	if err := broker.Validate(brokerOptions(cfg, nil)); err != nil {
 		return err
 	}
 	out, err := marshalConfig(cfg)

@@ -54,6 +54,8 @@ func TestRunCheckConfig(t *testing.T) {
 			wantStderr: []string{"ocpp.dnstream.call_timeout", "duration"}},
 		{name: "qos 3", args: []string{"check-config", "testdata/qos3.yaml"}, wantErr: true,
 			wantStderr: []string{"ocpp.upstream.qos: must be 0, 1 or 2"}},
+		{name: "unknown placeholder", args: []string{"check-config", "testdata/bad_template.yaml"}, wantErr: true,
+			wantStderr: []string{"ocpp.upstream.topic", "${foo}"}},
 		{name: "missing file", args: []string{"check-config", "testdata/nope.yaml"}, wantErr: true,
 			wantStderr: []string{"nope.yaml"}},
 		{name: "no file", args: []string{"check-config"}, wantErr: true, wantStderr: []string{"FILE"}},

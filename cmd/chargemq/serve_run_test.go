@@ -2,11 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,7 +46,13 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatal("listeners not logged in time")
 		}
 	}
-	go io.Copy(io.Discard, pr) // keep the logger unblocked
+	var rest syncWriter
+	go io.Copy(&rest, pr) // keep the logger unblocked; shown on failure
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", rest.String())
+		}
+	})
 	for _, name := range []string{"mqtt", "mqtt-ws", "ocpp", "http"} {
 		if _, port, err := net.SplitHostPort(addrs[name]); err != nil || port == "0" {
 			t.Fatalf("listener %s logged as %q", name, addrs[name])
@@ -82,6 +91,15 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Fatalf("bad id: %v %v", resp, err)
 	}
 
+	// Wait until the gateway has the charge point (the client sees the
+	// upgrade before the server has attached the connection).
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(rest.String(), `"msg":"charge point connected"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("charge point not attached")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	readErr := make(chan error, 1)
 	go func() { _, _, err := cp.Read(context.Background()); readErr <- err }()
 	cancel()
@@ -113,4 +131,22 @@ func mqttConnect(t *testing.T, conn net.Conn, id string) {
 		t.Fatalf("mqtt connect %s: %v %v", id, ack, err)
 	}
 	c.Disconnect(&paho.Disconnect{})
+}
+
+// syncWriter collects log output from another goroutine.
+type syncWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
