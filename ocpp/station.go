@@ -227,21 +227,28 @@ func (st *station) timeout(f *inflight) {
 }
 
 // answer sends a CALLRESULT or CALLERROR for one of the charge point's
-// calls, ahead of the queue.
+// calls, ahead of the queue. The schema check runs outside the station's
+// lock; a refused answer puts the call back so a corrected one can follow.
 func (st *station) answer(cmd *Command) *GatewayError {
 	st.mu.Lock()
-	defer st.mu.Unlock()
 	c := st.conn
-	if c == nil {
-		return errOffline()
+	var action string
+	ok := false
+	if c != nil {
+		action, ok = c.takePending(cmd.Frame.UniqueID, time.Now())
 	}
-	action, ok := c.takePending(cmd.Frame.UniqueID, time.Now())
-	if !ok {
+	st.mu.Unlock()
+	switch {
+	case c == nil:
+		return errOffline()
+	case !ok:
 		return gatewayError(ReasonUnknownCall, "no call of the charge point has this UniqueId")
 	}
 	cmd.Frame.Action = action
 	if err := st.srv.checkAnswer(c, cmd); err != nil {
+		st.mu.Lock()
 		c.restorePending(cmd.Frame.UniqueID, action)
+		st.mu.Unlock()
 		return err
 	}
 	c.send(cmd.raw, cmd.Frame.Type)
