@@ -189,7 +189,7 @@ func TestValidationAnswersAndDirections(t *testing.T) {
 		fails[f.Direction+" "+f.Action+" "+f.Code] = f.Count
 	}
 	for _, k := range []string{"upstream BootNotification OccurenceConstraintViolation", "upstream Reset NotSupported",
-		"upstream MakeCoffee NotImplemented", "downstream BootNotification OccurenceConstraintViolation",
+		"upstream unknown NotImplemented", "downstream BootNotification OccurenceConstraintViolation",
 		"downstream BootNotification NotSupported", "upstream Reset PropertyConstraintViolation",
 		"downstream Reset OccurenceConstraintViolation"} {
 		if fails[k] != 1 {

@@ -16,7 +16,9 @@ import (
 // ServeHTTP goroutine (run); its writer is the one goroutine draining out.
 // Everything else hands frames to the writer without blocking; a charge
 // point too slow to take them is closed as a slow consumer rather than
-// stalling the MQTT publisher that sent them.
+// stalling the MQTT publisher that sent them. run owns the writer, the
+// pinger and the closer goroutines (wg) and waits for them before it
+// returns.
 type conn struct {
 	srv  *Server
 	st   *station // set by attach; its mu guards pending
@@ -28,9 +30,15 @@ type conn struct {
 	out     chan []byte   // frames from other goroutines (answers, commands) for the writer
 	replies chan []byte   // CALLERRORs the reader makes itself for the writer
 	done    chan struct{} // closed by shut
+	// readCtx is the reader's context; drop cancels it, which makes the
+	// library close the socket at once, whatever close handshake is under
+	// way (Server.Close).
+	readCtx context.Context
+	drop    context.CancelFunc
 
 	shutOnce sync.Once
 	reason   Reason // why shut was called; read after done is closed
+	wg       sync.WaitGroup
 
 	// validator and checks are fixed for the connection's life.
 	validator Validator
@@ -72,6 +80,7 @@ func newConn(s *Server, cid string, p Protocol, remote string) *conn {
 		replies: make(chan []byte, repliesSize),
 		done:    make(chan struct{}),
 	}
+	c.readCtx, c.drop = context.WithCancel(context.Background())
 	var rule string
 	c.validator, c.checks, rule = s.validator(cid, p)
 	if rule != "" {
@@ -80,21 +89,32 @@ func newConn(s *Server, cid string, p Protocol, remote string) *conn {
 	return c
 }
 
-// run reads frames until the connection ends, then detaches it.
+// run reads frames until the connection ends, then detaches it and waits
+// for the connection's other goroutines.
 func (c *conn) run() {
 	c.startWatchdog()
-	go c.writeLoop()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.writeLoop()
+	}()
 	if every := c.srv.opts.PingInterval; every > 0 {
-		go c.pingLoop(every)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.pingLoop(every)
+		}()
 	}
 	reason := c.readLoop()
 	c.shut(reason, websocket.StatusNormalClosure)
 	c.stopWatchdog()
 	c.srv.detach(c, c.reason)
+	c.wg.Wait()
 }
 
 func (c *conn) readLoop() Reason {
-	ctx := context.Background()
+	defer c.drop()
+	ctx := c.readCtx
 	var buf bytes.Buffer
 	for {
 		typ, r, err := c.ws.Reader(ctx)
@@ -153,7 +173,7 @@ func (c *conn) handle(data []byte) {
 		s.stats.in(inCall)
 		if ce := c.checkCall(&f); ce != nil {
 			s.stats.in(inInvalid)
-			s.failures.add("upstream", f.Action, string(ce.Code))
+			s.failures.add(c.validator, "upstream", f.Action, ce.Code)
 			c.logRefused("call refused", "action", f.Action, "unique_id", f.UniqueID, "code", ce.Code, "error", ce.Description)
 			c.reply(ce)
 			return
@@ -168,27 +188,38 @@ func (c *conn) handle(data []byte) {
 		} else {
 			s.stats.in(inCallError)
 		}
-		in := Inbound{Frame: f}
-		c.st.matchAnswer(&in)
-		if in.Command != nil {
-			c.watchCommandAnswer(in.Command, &f)
-		}
-		if f.Type == TypeCallResult && in.Action != "" && c.checks&CheckUpstream != 0 {
-			if ce := c.validator.Check(in.Action, true, f.Payload); ce != nil {
-				// The charge point cannot be refused an answer: publish it
-				// with what is wrong, and count it.
-				in.Violations = violations(ce.Details)
-				s.stats.in(inInvalid)
-				s.failures.add("upstream", in.Action, string(ce.Code))
-			}
-		}
-		if in.Late {
-			s.stats.in(inLate)
-		} else if in.Unsolicited {
-			s.stats.in(inUnsolicited)
-		}
-		s.opts.Handler.Received(c.info, in)
+		c.handleAnswer(f)
 	}
+}
+
+// handleAnswer matches and publishes a CALLRESULT or CALLERROR from the
+// charge point. The events lock keeps it behind a timeout error of the
+// same command that is being reported (station.timeout).
+func (c *conn) handleAnswer(f Frame) {
+	s := c.srv
+	st := c.st
+	st.events.Lock()
+	defer st.events.Unlock()
+	in := Inbound{Frame: f}
+	st.matchAnswer(&in)
+	if in.Command != nil {
+		c.watchCommandAnswer(in.Command, &f)
+	}
+	if f.Type == TypeCallResult && in.Action != "" && c.checks&CheckUpstream != 0 {
+		if ce := c.validator.Check(in.Action, true, f.Payload); ce != nil {
+			// The charge point cannot be refused an answer: publish it
+			// with what is wrong, and count it.
+			in.Violations = violations(ce.Details)
+			s.stats.in(inInvalid)
+			s.failures.add(c.validator, "upstream", in.Action, ce.Code)
+		}
+	}
+	if in.Late {
+		s.stats.in(inLate)
+	} else if in.Unsolicited {
+		s.stats.in(inUnsolicited)
+	}
+	s.opts.Handler.Received(c.info, in)
 }
 
 // logRefused logs a refused frame: the first few of a connection at INFO,
@@ -331,10 +362,16 @@ func (c *conn) shut(reason Reason, code websocket.StatusCode) {
 	c.shutOnce.Do(func() {
 		c.reason = reason
 		close(c.done)
-		if reason == ReasonSlowConsumer {
-			go c.ws.CloseNow()
-			return
-		}
-		go c.ws.Close(code, string(reason))
+		// run waits for this goroutine; shutOnce makes this Add happen
+		// before run's own shut returns, so before its Wait.
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			if reason == ReasonSlowConsumer {
+				c.ws.CloseNow()
+				return
+			}
+			c.ws.Close(code, string(reason))
+		}()
 	})
 }

@@ -42,6 +42,10 @@ func (c *conn) heartbeatWindow() time.Duration {
 }
 
 func (c *conn) checkLiveness() {
+	if !c.srv.gate.enter() {
+		return // Shutdown is closing every connection
+	}
+	defer c.srv.gate.leave()
 	select {
 	case <-c.done:
 		return

@@ -13,8 +13,10 @@ import (
 	"github.com/coder/websocket"
 )
 
-// Options configures a Server. Zero durations and sizes take the defaults
-// documented on each field.
+// Options configures a Server. Start from DefaultOptions: it is the one
+// place the defaults live, for the binary, for embedders and for the docs.
+// A zero duration or size that has no meaning of its own also takes the
+// default (documented on each field), so a partly filled Options works.
 type Options struct {
 	// Path is the URL prefix before the charge point id (default "/ocpp/").
 	Path string
@@ -31,7 +33,7 @@ type Options struct {
 	// how long the charge point's own calls are remembered (default 30s).
 	CallTimeout time.Duration
 	// MaxQueue is how many downstream CALLs may wait behind the outstanding
-	// one, per charge point (0 means none may wait).
+	// one, per charge point (default 100; 0 means none may wait).
 	MaxQueue int
 	// MaxPending is how many of the charge point's unanswered calls are
 	// remembered to match their answers (default 16).
@@ -44,8 +46,9 @@ type Options struct {
 	MaxOfflineCIDs  int
 	MaxOfflineBytes int64
 	// HeartbeatInterval × (1 + HeartbeatBackoff) of silence (no frame, ping
-	// or pong) closes a charge point (default 60s × 2). The interval follows
-	// what the central system tells the charge point. Negative disables.
+	// or pong) closes a charge point (defaults 60s and 1: two minutes). The
+	// interval follows what the central system tells the charge point.
+	// Negative disables.
 	HeartbeatInterval time.Duration
 	HeartbeatBackoff  int
 	// IdleTimeout is the deadline for the first OCPP frame after the
@@ -53,6 +56,19 @@ type Options struct {
 	IdleTimeout time.Duration
 	// PingInterval makes the server send WebSocket pings (default off).
 	PingInterval time.Duration
+	// MaxConnections bounds the charge points connected at once, handshakes
+	// in progress included (default 20,000); beyond it a new charge point is
+	// answered HTTP 503. A charge point that is already connected may always
+	// reconnect (take over its id).
+	MaxConnections int
+	// MaxHandshakes bounds the WebSocket upgrades in progress at once
+	// (default 1,000), so a reconnect storm is answered 503 instead of
+	// queueing without end.
+	MaxHandshakes int
+	// MaxConnectionsPerIP bounds the connections from one remote address
+	// (0, the default: no bound; a depot's chargers often share one NAT
+	// address). Beyond it: HTTP 503.
+	MaxConnectionsPerIP int
 	// Validators check payloads, per protocol; none means no checking.
 	Validators map[Protocol]Validator
 	// Checking returns the checking mode of a charge point and, when an
@@ -65,37 +81,65 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultOptions returns the gateway's defaults, as docs/configuration.md
+// lists them (a test holds the two equal).
+func DefaultOptions() Options {
+	return Options{
+		Path:              "/ocpp/",
+		MaxFrameSize:      64 << 10,
+		WriteTimeout:      10 * time.Second,
+		CallTimeout:       30 * time.Second,
+		MaxQueue:          100,
+		MaxPending:        16,
+		MaxOfflineCIDs:    1000,
+		MaxOfflineBytes:   64 << 20,
+		HeartbeatInterval: 60 * time.Second,
+		HeartbeatBackoff:  1,
+		IdleTimeout:       30 * time.Second,
+		MaxConnections:    20000,
+		MaxHandshakes:     1000,
+	}
+}
+
+// withDefaults fills the zero fields whose zero has no meaning of its own
+// from DefaultOptions.
 func (o *Options) withDefaults() Options {
-	opts := *o
+	opts, def := *o, DefaultOptions()
 	if opts.Path == "" {
-		opts.Path = "/ocpp/"
+		opts.Path = def.Path
 	}
 	if opts.MaxFrameSize <= 0 {
-		opts.MaxFrameSize = 64 << 10
+		opts.MaxFrameSize = def.MaxFrameSize
 	}
 	if opts.WriteTimeout <= 0 {
-		opts.WriteTimeout = 10 * time.Second
+		opts.WriteTimeout = def.WriteTimeout
 	}
 	if opts.CallTimeout <= 0 {
-		opts.CallTimeout = 30 * time.Second
+		opts.CallTimeout = def.CallTimeout
 	}
 	if opts.MaxPending <= 0 {
-		opts.MaxPending = 16
+		opts.MaxPending = def.MaxPending
 	}
 	if opts.MaxOfflineCIDs <= 0 {
-		opts.MaxOfflineCIDs = 1000
+		opts.MaxOfflineCIDs = def.MaxOfflineCIDs
 	}
 	if opts.MaxOfflineBytes <= 0 {
-		opts.MaxOfflineBytes = 64 << 20
+		opts.MaxOfflineBytes = def.MaxOfflineBytes
 	}
 	if opts.HeartbeatInterval == 0 {
-		opts.HeartbeatInterval = 60 * time.Second
+		opts.HeartbeatInterval = def.HeartbeatInterval
 	}
 	if opts.HeartbeatBackoff < 0 {
 		opts.HeartbeatBackoff = 0
 	}
 	if opts.IdleTimeout == 0 {
-		opts.IdleTimeout = 30 * time.Second
+		opts.IdleTimeout = def.IdleTimeout
+	}
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = def.MaxConnections
+	}
+	if opts.MaxHandshakes <= 0 {
+		opts.MaxHandshakes = def.MaxHandshakes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -104,8 +148,13 @@ func (o *Options) withDefaults() Options {
 }
 
 // Handler is told what happens on the gateway's OCPP side. The server calls
-// it from connection goroutines and timers, never while holding a lock, and
-// in order per charge point; a method must not block.
+// it from connection goroutines and timers, in order per charge point, and
+// never while holding the server's or a station's state lock (so a method
+// may call Send or Kick). What concerns one charge point's connections,
+// command timeouts and answers is serialised by that charge point's events
+// lock, which is held during the call: that is what keeps its presence in
+// order and a timeout error ahead of the late answer. A method must not
+// block.
 type Handler interface {
 	// Connected: a charge point's connection is ready.
 	Connected(s SessionInfo)
@@ -158,8 +207,8 @@ type Command struct {
 // discipline: one outstanding downstream CALL, a bounded FIFO behind it,
 // answers matched by UniqueId [OCPP-J 1.6 §4.1.1].
 //
-// Lock order: Server.mu before station.mu; neither is held while calling
-// the Handler.
+// Lock order (docs/architecture.md): station.events, then Server.mu, then
+// station.mu. Only events may be held while calling the Handler.
 type Server struct {
 	opts     Options
 	log      *slog.Logger
@@ -168,17 +217,25 @@ type Server struct {
 	// heldCIDs and heldBytes bound what is held for offline charge points.
 	heldCIDs  atomic.Int64
 	heldBytes atomic.Int64
+	// handshakes counts upgrades in progress (MaxHandshakes).
+	handshakes atomic.Int64
+	perIP      perIPCounter
+
+	// gate admits connections and timer callbacks until Shutdown, which
+	// waits for them.
+	gate gate
 
 	mu       sync.RWMutex
 	stations map[string]*station
-	closing  bool
-	conns    sync.WaitGroup
+	// live is every connection between attach and the end of its run,
+	// including replaced ones still closing, so Close can force them.
+	live map[*conn]struct{}
 }
 
 // NewServer returns a Server; opts.Handler is required.
 func NewServer(opts Options) *Server {
 	o := opts.withDefaults()
-	return &Server{opts: o, log: o.Logger, stations: make(map[string]*station)}
+	return &Server{opts: o, log: o.Logger, stations: make(map[string]*station), live: make(map[*conn]struct{})}
 }
 
 // supported lists the subprotocols the server speaks, in its preference.
@@ -197,13 +254,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusBadRequest, refusedSubprotocol, why)
 		return
 	}
-	s.mu.RLock()
-	closing := s.closing
-	s.mu.RUnlock()
-	if closing {
-		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+	if !s.gate.enter() {
+		s.refuse(w, http.StatusServiceUnavailable, refusedShutdown, "shutting down")
 		return
 	}
+	defer s.gate.leave()
+	ip := remoteHost(r.RemoteAddr)
+	if counter, why := s.admit(cid, ip); why != "" {
+		w.Header().Set("Retry-After", "10")
+		s.refuse(w, http.StatusServiceUnavailable, counter, why)
+		return
+	}
+	defer s.perIP.remove(ip, s.opts.MaxConnectionsPerIP)
 	c := newConn(s, cid, proto, r.RemoteAddr)
 	var subprotocols []string
 	if echo {
@@ -219,18 +281,52 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		OnPongReceived: func(context.Context, []byte) { c.touch() },
 	})
 	if err != nil {
+		s.handshakes.Add(-1)
 		s.stats.refused(refusedUpgrade)
 		s.log.Info("websocket upgrade failed", "cid", cid, "remote", r.RemoteAddr, "error", err)
 		return
 	}
 	ws.SetReadLimit(s.opts.MaxFrameSize)
 	c.ws = ws
-	if !s.attach(c) {
-		ws.Close(websocket.StatusGoingAway, string(ReasonShutdown))
-		return
-	}
-	defer s.conns.Done()
+	s.attach(c) // counts it as connected before the handshake slot is given back
+	s.handshakes.Add(-1)
 	c.run()
+	s.mu.Lock()
+	delete(s.live, c)
+	s.mu.Unlock()
+}
+
+// admit applies the connection bounds before the upgrade and, when they
+// allow it, takes a handshake slot (given back once the connection is
+// attached or the upgrade failed) and a slot of ip's (given back by the
+// caller when the request ends).
+func (s *Server) admit(cid, ip string) (refusal, string) {
+	if n := s.handshakes.Add(1); n > int64(s.opts.MaxHandshakes) {
+		s.handshakes.Add(-1)
+		return refusedHandshakes, "too many handshakes in progress (ocpp.max_handshakes); retry later"
+	}
+	if s.stats.connected.Load()+s.handshakes.Load() > int64(s.opts.MaxConnections) && !s.isConnected(cid) {
+		s.handshakes.Add(-1)
+		return refusedMaxConnections, "connection limit reached (ocpp.max_connections); retry later"
+	}
+	if !s.perIP.add(ip, s.opts.MaxConnectionsPerIP) {
+		s.handshakes.Add(-1)
+		return refusedPerIP, "too many connections from this address (ocpp.max_connections_per_ip)"
+	}
+	return 0, ""
+}
+
+// isConnected reports whether charge point cid has a connection now.
+func (s *Server) isConnected(cid string) bool {
+	s.mu.RLock()
+	st := s.stations[cid]
+	s.mu.RUnlock()
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.conn != nil
 }
 
 // chargePointID takes the id from the escaped path, so that "a%2Fb" is
@@ -287,13 +383,9 @@ func (s *Server) refuse(w http.ResponseWriter, status int, counter refusal, why 
 
 // acquire returns the station of cid, in the map, with its events lock
 // held, so that what the Handler is told about it stays in order.
-func (s *Server) acquire(cid string) (*station, bool) {
+func (s *Server) acquire(cid string) *station {
 	for {
 		s.mu.Lock()
-		if s.closing {
-			s.mu.Unlock()
-			return nil, false
-		}
 		st := s.stationLocked(cid)
 		s.mu.Unlock()
 		st.events.Lock()
@@ -301,7 +393,7 @@ func (s *Server) acquire(cid string) (*station, bool) {
 		removed := st.removed
 		s.mu.RUnlock()
 		if !removed {
-			return st, true
+			return st
 		}
 		st.events.Unlock()
 	}
@@ -333,16 +425,16 @@ func (s *Server) forgetIfIdle(st *station) {
 
 // attach makes c the charge point's current connection, replacing any
 // previous one, which is closed with 1000 "replaced". Commands held while
-// it was offline, and a takeover's outstanding call, go out first. It
-// reports false when the server is shutting down.
-func (s *Server) attach(c *conn) bool {
-	st, ok := s.acquire(c.cid)
-	if !ok {
-		return false
-	}
+// it was offline, and a takeover's outstanding call, go out first. The
+// caller holds a gate ticket; when Shutdown began meanwhile, c is shut at
+// once (its run still goes through the usual end).
+func (s *Server) attach(c *conn) {
+	st := s.acquire(c.cid)
 	defer st.events.Unlock()
-	s.conns.Add(1)
 	c.st = st
+	s.mu.Lock()
+	s.live[c] = struct{}{}
+	s.mu.Unlock()
 	st.mu.Lock()
 	old := st.conn
 	st.conn = c
@@ -360,9 +452,15 @@ func (s *Server) attach(c *conn) bool {
 	c.log.Info("charge point connected", "protocol", c.info.Protocol, "remote", c.info.Remote, "takeover", old != nil)
 	s.opts.Handler.Connected(c.info)
 	if old != nil {
+		old.log.Warn("charge point replaced by a new connection", "remote", old.info.Remote, "new_remote", c.info.Remote)
 		old.shut(ReasonReplaced, websocket.StatusNormalClosure)
 	}
-	return true
+	// Shutdown closes the gate, then shuts every station's connection. c
+	// was installed above, before this check: either Shutdown saw it, or
+	// this sees the closed gate (both use locks, so one must).
+	if s.gate.isClosed() {
+		c.shut(ReasonShutdown, websocket.StatusGoingAway)
+	}
 }
 
 // detach ends c's part in its charge point's state. With no successor the
@@ -382,7 +480,8 @@ func (s *Server) detach(c *conn, reason Reason) {
 			cmds = append([]*Command{cmd}, cmds...)
 		}
 		st.queue = nil
-		if s.opts.OfflineTTL > 0 && reason != ReasonShutdown {
+		// Nothing is held once Shutdown began: nobody would send it.
+		if s.opts.OfflineTTL > 0 && reason != ReasonShutdown && !s.gate.isClosed() {
 			now := time.Now()
 			for _, cmd := range cmds {
 				if !st.holdLocked(cmd, now) {
@@ -393,10 +492,11 @@ func (s *Server) detach(c *conn, reason Reason) {
 			failed = cmds
 		}
 	}
+	held := !replaced && st.holding
 	st.mu.Unlock()
 
 	s.stats.connected.Add(-1)
-	c.log.Info("charge point disconnected", "reason", reason, "replaced", replaced, "held", !replaced && len(failed) == 0 && st.holding)
+	c.log.Info("charge point disconnected", "reason", reason, "replaced", replaced, "held", held)
 	for _, cmd := range failed {
 		s.fail(c.cid, cmd, gatewayError(ReasonOffline, "charge point disconnected ("+string(reason)+")"))
 	}
@@ -440,11 +540,10 @@ func (s *Server) Send(cid string, cmd *Command) *GatewayError {
 			if s.opts.OfflineTTL <= 0 {
 				return errOffline()
 			}
-			s.mu.Lock()
-			if s.closing {
-				s.mu.Unlock()
+			if s.gate.isClosed() {
 				return errOffline()
 			}
+			s.mu.Lock()
 			created = s.stations[cid] == nil
 			st = s.stationLocked(cid)
 			s.mu.Unlock()
@@ -503,11 +602,14 @@ func (s *Server) Sessions() []SessionInfo {
 }
 
 // Shutdown closes every charge point with 1001 and waits, until ctx ends,
-// for their connections to finish. New connections are refused from the
-// start of the call.
+// for their connections to end and for timer callbacks under way. New
+// connections are refused (HTTP 503) and timers do nothing from the start
+// of the call. Commands held for offline charge points then get offline.
+// When ctx ends first, Shutdown returns ctx.Err() and Close must force
+// what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing = true
+	s.gate.close()
+	s.mu.RLock()
 	var conns []*conn
 	for _, st := range s.stations {
 		st.mu.Lock()
@@ -516,20 +618,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		st.mu.Unlock()
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	for _, c := range conns {
 		c.shut(ReasonShutdown, websocket.StatusGoingAway)
 	}
-	done := make(chan struct{})
-	go func() { s.conns.Wait(); close(done) }()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
+	err := s.gate.wait(ctx)
 	s.failHeld()
 	return err
+}
+
+// Close drops every connection that is still open without a close
+// handshake, for when Shutdown ran out of time, and waits until ctx ends
+// for them to finish. It returns how many it dropped.
+func (s *Server) Close(ctx context.Context) (int, error) {
+	s.gate.close()
+	s.mu.RLock()
+	conns := make([]*conn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	s.mu.RUnlock()
+	for _, c := range conns {
+		c.shut(ReasonShutdown, websocket.StatusGoingAway)
+		c.drop()
+	}
+	err := s.gate.wait(ctx)
+	s.failHeld()
+	return len(conns), err
 }
 
 // failHeld ends the commands held for offline charge points with offline

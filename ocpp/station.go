@@ -10,11 +10,12 @@ import (
 // the new connection, and with an offline TTL the commands wait here for
 // the charge point to come back.
 //
-// events serialises what the Handler is told about the charge point's
-// connections (Connected, Disconnected and the offline failures of a
-// disconnect), so presence can never be published out of order. It is
-// taken before Server.mu and mu; removal from Server.stations happens only
-// under it.
+// events serialises what the Handler is told about the charge point:
+// Connected, Disconnected and the failures of a disconnect (so presence is
+// never published out of order), and the timeouts of its commands and the
+// answers to them (so a timeout error always comes before the late answer
+// of the same command). It is taken before Server.mu and mu; removal from
+// Server.stations happens only under it.
 type station struct {
 	cid string
 	srv *Server
@@ -67,7 +68,7 @@ func (st *station) enqueue(cmd *Command) (err *GatewayError, retry bool) {
 	if st.removed {
 		return nil, true
 	}
-	if st.conn == nil && st.srv.opts.OfflineTTL <= 0 {
+	if st.conn == nil && (st.srv.opts.OfflineTTL <= 0 || st.srv.gate.isClosed()) {
 		return errOffline(), false
 	}
 	id := cmd.Frame.UniqueID
@@ -140,6 +141,10 @@ func (st *station) releaseLocked() {
 // expire fails the held commands whose TTL has ended, oldest first, and
 // forgets the station when nothing is left.
 func (st *station) expire() {
+	if !st.srv.gate.enter() {
+		return // Shutdown fails what is held
+	}
+	defer st.srv.gate.leave()
 	st.events.Lock()
 	defer st.events.Unlock()
 	st.mu.Lock()
@@ -211,8 +216,16 @@ func (st *station) takeInflightLocked() *Command {
 	return f.cmd
 }
 
-// timeout fails f if it is still outstanding and moves the queue on.
+// timeout fails f if it is still outstanding and moves the queue on. The
+// failure is reported under the events lock, which the reader takes to
+// match an answer: a late answer is published after the timeout error.
 func (st *station) timeout(f *inflight) {
+	if !st.srv.gate.enter() {
+		return // the connection is closing; detach fails the call
+	}
+	defer st.srv.gate.leave()
+	st.events.Lock()
+	defer st.events.Unlock()
 	st.mu.Lock()
 	if st.inflight != f {
 		st.mu.Unlock()

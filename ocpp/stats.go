@@ -30,10 +30,15 @@ const (
 	refusedBadID refusal = iota
 	refusedSubprotocol
 	refusedUpgrade
+	refusedShutdown
+	refusedMaxConnections
+	refusedHandshakes
+	refusedPerIP
 	numRefusals
 )
 
-var refusalNames = [numRefusals]string{"bad_id", "bad_subprotocol", "upgrade_failed"}
+var refusalNames = [numRefusals]string{"bad_id", "bad_subprotocol", "upgrade_failed", "shutting_down",
+	"max_connections", "max_handshakes", "max_connections_per_ip"}
 
 type counters struct {
 	connected atomic.Int64

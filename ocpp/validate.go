@@ -47,12 +47,21 @@ type SchemaFailure struct {
 	Count     uint64 `json:"count"`
 }
 
-func (f *schemaFailures) add(direction, action, code string) {
+// unknownAction is the key that counts failures of actions the protocol
+// does not define: a charge point or an MQTT client can invent any number
+// of them, and a counter per invented name would grow without bound.
+const unknownAction = "unknown"
+
+// add counts one failure. Only actions v defines are keys of their own.
+func (f *schemaFailures) add(v Validator, direction, action string, code ErrorCode) {
+	if _, _, ok := v.Sender(action); !ok {
+		action = unknownAction
+	}
 	f.mu.Lock()
 	if f.m == nil {
 		f.m = make(map[SchemaFailure]uint64)
 	}
-	f.m[SchemaFailure{Direction: direction, Action: action, Code: code}]++
+	f.m[SchemaFailure{Direction: direction, Action: action, Code: string(code)}]++
 	f.mu.Unlock()
 }
 
@@ -133,7 +142,7 @@ func (s *Server) checkCommand(cid string, p Protocol, cmd *Command) *GatewayErro
 	default:
 		ce = v.Check(f.Action, false, f.Payload)
 	}
-	return s.invalid(f.Action, ce)
+	return s.invalid(v, f.Action, ce)
 }
 
 // checkAnswer checks a downstream CALLRESULT against the response schema
@@ -142,14 +151,14 @@ func (s *Server) checkAnswer(c *conn, cmd *Command) *GatewayError {
 	if cmd.Frame.Type != TypeCallResult || c.checks&CheckDownstream == 0 {
 		return nil
 	}
-	return s.invalid(cmd.Frame.Action, c.validator.Check(cmd.Frame.Action, true, cmd.Frame.Payload))
+	return s.invalid(c.validator, cmd.Frame.Action, c.validator.Check(cmd.Frame.Action, true, cmd.Frame.Payload))
 }
 
-func (s *Server) invalid(action string, ce *CallError) *GatewayError {
+func (s *Server) invalid(v Validator, action string, ce *CallError) *GatewayError {
 	if ce == nil {
 		return nil
 	}
-	s.failures.add("downstream", action, string(ce.Code))
+	s.failures.add(v, "downstream", action, ce.Code)
 	return &GatewayError{Reason: ReasonInvalidPayload, Code: ce.Code, Description: ce.Description, Violations: violations(ce.Details)}
 }
 
