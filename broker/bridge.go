@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -72,7 +73,34 @@ type bridge struct {
 	denied        atomic.Uint64
 	// responseIgnored counts Response Topics that were not honoured.
 	responseIgnored atomic.Uint64
+	// refusals samples, per MQTT connection, the log lines of the gateway
+	// errors its commands cause (*mqtt.Client → *logSampler); an entry
+	// lives as long as its connection.
+	refusals sync.Map
 }
+
+// logSampler decides which of a stream of similar events is logged at
+// INFO: the first few, then one in every logEvery with the running count,
+// so one client flooding bad commands cannot flood the log. Every event
+// is still counted in Stats.
+type logSampler struct{ n atomic.Uint64 }
+
+const (
+	logFirst = 10
+	logEvery = 1000
+)
+
+// next counts an event and returns its level and the count so far.
+func (s *logSampler) next() (slog.Level, uint64) {
+	n := s.n.Add(1)
+	if n <= logFirst || n%logEvery == 0 {
+		return slog.LevelInfo, n
+	}
+	return slog.LevelDebug, n
+}
+
+// forget drops what the bridge keeps for an MQTT client that went away.
+func (b *bridge) forget(cl *mqtt.Client) { b.refusals.Delete(cl) }
 
 // replyTo is where an MQTT 5 requester asked for the final message of its
 // command (Response Topic and Correlation Data); it rides as Command.Ref.
@@ -136,16 +164,34 @@ func (b *bridge) Received(s ocpp.SessionInfo, in ocpp.Inbound) {
 	}
 }
 
-// CommandFailed implements ocpp.Handler.
+// CommandFailed implements ocpp.Handler. These failures (timeouts,
+// disconnects) are bounded by the charge point's queue, so each is logged.
 func (b *bridge) CommandFailed(cid string, cmd *ocpp.Command, err *ocpp.GatewayError) {
+	b.log.Info("command failed", "cid", cid, "unique_id", cmd.Frame.UniqueID, "action", cmd.Frame.Action,
+		"reason", err.Reason, "error", err.Description)
 	b.publishGatewayError(cid, cmd.Frame.UniqueID, cmd.Frame.Action, err, cmd.Ref)
+}
+
+// refused logs a command refused on arrival, sampled per MQTT connection.
+func (b *bridge) refused(cl *mqtt.Client, cid, id, action string, err *ocpp.GatewayError) {
+	level, n := b.sample(cl)
+	b.log.Log(context.Background(), level, "command refused", "cid", cid, "client", cl.ID, "unique_id", id, "action", action,
+		"reason", err.Reason, "error", err.Description, "refused_so_far", n)
+}
+
+// sample counts one refusal caused by cl and says how to log it.
+func (b *bridge) sample(cl *mqtt.Client) (slog.Level, uint64) {
+	v, ok := b.refusals.Load(cl)
+	if !ok {
+		v, _ = b.refusals.LoadOrStore(cl, new(logSampler))
+	}
+	return v.(*logSampler).next()
 }
 
 // publishGatewayError publishes the final gateway error of a command on
 // the charge point's error topic (and its Response Topic) and counts it.
 func (b *bridge) publishGatewayError(cid, id, action string, err *ocpp.GatewayError, ref any) {
 	b.gatewayErrors.add(err.Reason)
-	b.log.Info("command refused", "cid", cid, "unique_id", id, "action", action, "reason", err.Reason, "error", err.Description)
 	code := ocpp.OCPP16.Spell(err.Code)
 	v := topic.Values{CID: cid, Action: action, ID: id, Type: int(ocpp.TypeCallError)}
 	payload := appendGatewayError(nil, id, action, code, err)
@@ -184,7 +230,8 @@ func (b *bridge) replyTarget(cl *mqtt.Client, pk *packets.Packet) *replyTo {
 	if strings.ContainsAny(rt, "+#\x00") || strings.HasPrefix(rt, "$") ||
 		topic.Under(b.topics.mountpoint, rt) || (b.mayRead != nil && !b.mayRead(cl, rt)) {
 		b.responseIgnored.Add(1)
-		b.log.Info("response topic ignored", "client", cl.ID, "response_topic", rt)
+		level, n := b.sample(cl)
+		b.log.Log(context.Background(), level, "response topic ignored", "client", cl.ID, "response_topic", rt, "refused_so_far", n)
 		return nil
 	}
 	return &replyTo{topic: rt, correlation: pk.Properties.CorrelationData}
@@ -198,8 +245,9 @@ func (b *bridge) Deliver(cl *mqtt.Client, cid string, pk packets.Packet) packets
 	ref := b.replyTarget(cl, &pk)
 	f, bad := decodeCommand(pk.Payload)
 	if bad != nil {
-		b.publishGatewayError(cid, bad.uniqueID, bad.action, &ocpp.GatewayError{
-			Reason: ocpp.ReasonMalformed, Code: ocpp.FormationViolation, Description: bad.why}, ref)
+		err := &ocpp.GatewayError{Reason: ocpp.ReasonMalformed, Code: ocpp.FormationViolation, Description: bad.why}
+		b.refused(cl, cid, bad.uniqueID, bad.action, err)
+		b.publishGatewayError(cid, bad.uniqueID, bad.action, err, ref)
 		return packets.ErrPayloadFormatInvalid
 	}
 	cmd := &ocpp.Command{Frame: f}
@@ -207,6 +255,7 @@ func (b *bridge) Deliver(cl *mqtt.Client, cid string, pk packets.Packet) packets
 		cmd.Ref = ref
 	}
 	if err := b.ocpp.Send(cid, cmd); err != nil {
+		b.refused(cl, cid, f.UniqueID, cmd.Frame.Action, err)
 		b.publishGatewayError(cid, f.UniqueID, cmd.Frame.Action, err, ref)
 		return pubackCode(err.Reason)
 	}

@@ -9,13 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/chargemq/chargemq/broker/topic"
@@ -40,6 +41,16 @@ type Options struct {
 	// OCPP configures the charge point side; Handler and Logger are set by
 	// the broker.
 	OCPP ocpp.Options
+	// MQTT bounds what MQTT clients may hold.
+	MQTT MQTTOptions
+	// ShutdownTimeout bounds Shutdown as a whole: graceful first, then
+	// whatever is left is closed by force (default 10s).
+	ShutdownTimeout time.Duration
+	// FDReserve is how many file descriptors of the process's limit are
+	// kept out of reach of the OCPP and MQTT listeners, so that /healthz,
+	// the admin API and the process itself still work when a flood of
+	// connections has taken the rest (default 100).
+	FDReserve int
 
 	// Mountpoint prefixes every topic template (default "ocpp/").
 	Mountpoint string
@@ -64,10 +75,46 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// DefaultOptions returns the defaults of WIRE.md.
+// MQTTOptions bound what MQTT clients may make the broker hold. Zero
+// values take the defaults of DefaultOptions.
+type MQTTOptions struct {
+	// MaxPacketSize is the largest MQTT packet accepted, in bytes (default
+	// 1 MiB, as EMQX); a larger one closes the connection, with DISCONNECT
+	// 0x95 (Packet too large) for MQTT 5.
+	MaxPacketSize int
+	// ConnectTimeout is how long a new connection may take to send CONNECT
+	// (default 10s), and bounds the HTTP upgrade of MQTT over WebSocket.
+	ConnectTimeout time.Duration
+	// MaxSessionExpiry caps how long a disconnected session, with its
+	// subscriptions and queued messages, is kept (default 2h, as EMQX).
+	MaxSessionExpiry time.Duration
+	// MaxQueuedMessages bounds the messages queued for one client: those
+	// waiting to be written to a connected client and the QoS 1/2 messages
+	// kept for a disconnected session (default 1,000; at most 65,535).
+	MaxQueuedMessages int
+	// MaxClients bounds the MQTT clients connected at once (default 1,000);
+	// beyond it CONNACK "server busy" (0x89; 3.1.1: 0x03 server
+	// unavailable). Charge points do not count.
+	MaxClients int
+}
+
+// DefaultOptions returns the gateway's defaults: the one place they live,
+// used by the binary (its configuration starts from them) and by products
+// that embed the broker; docs/configuration.md lists the same (a test
+// holds them equal).
 func DefaultOptions() Options {
 	return Options{
 		MQTTAddr: ":1883", MQTTWSAddr: ":8083", OCPPAddr: ":33033", HTTPAddr: ":18083",
+		OCPP: ocpp.DefaultOptions(),
+		MQTT: MQTTOptions{
+			MaxPacketSize:     1 << 20,
+			ConnectTimeout:    10 * time.Second,
+			MaxSessionExpiry:  2 * time.Hour,
+			MaxQueuedMessages: 1000,
+			MaxClients:        1000,
+		},
+		ShutdownTimeout: 10 * time.Second,
+		FDReserve:       100,
 		Mountpoint:      "ocpp/",
 		UpstreamTopic:   "cp/${cid}",
 		ReplyTopic:      "cp/${cid}/Reply",
@@ -76,14 +123,45 @@ func DefaultOptions() Options {
 		PresenceTopic:   "presence/${cid}",
 		UpstreamQoS:     2,
 		Checking:        CheckAll,
+		SchemaIDPrefix:  "urn:OCPP:1.6:2019:12:",
 	}
 }
 
-// maxQueuedPerClient bounds each MQTT client's outbound queue; a
-// subscriber further behind loses messages. mochi's default is 8192;
-// 1024 is Mosquitto's order of magnitude (max_queued_messages 1000).
-// Charge points do not pay it: their virtual clients are pooled (bridge).
-const maxQueuedPerClient = 1024
+// withDefaults fills the zero fields whose zero has no meaning of its own
+// from DefaultOptions.
+func (o Options) withDefaults() Options {
+	def := DefaultOptions()
+	m := &o.MQTT
+	if m.MaxPacketSize <= 0 {
+		m.MaxPacketSize = def.MQTT.MaxPacketSize
+	}
+	if m.ConnectTimeout <= 0 {
+		m.ConnectTimeout = def.MQTT.ConnectTimeout
+	}
+	if m.MaxSessionExpiry <= 0 {
+		m.MaxSessionExpiry = def.MQTT.MaxSessionExpiry
+	}
+	if m.MaxQueuedMessages <= 0 {
+		m.MaxQueuedMessages = def.MQTT.MaxQueuedMessages
+	}
+	m.MaxQueuedMessages = min(m.MaxQueuedMessages, math.MaxUint16)
+	if m.MaxClients <= 0 {
+		m.MaxClients = def.MQTT.MaxClients
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = def.ShutdownTimeout
+	}
+	if o.FDReserve <= 0 {
+		o.FDReserve = def.FDReserve
+	}
+	if o.SchemaIDPrefix == "" {
+		o.SchemaIDPrefix = def.SchemaIDPrefix
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
 
 // Broker is a running chargemq: the MQTT broker, the OCPP server and the
 // HTTP endpoints.
@@ -96,30 +174,46 @@ type Broker struct {
 	// validators are the schema sets per protocol.
 	validators map[ocpp.Protocol]ocpp.Validator
 
-	addrs   map[string]net.Addr
-	servers []*http.Server
-	// ocppHTTP serves the OCPP listener; shut down first so that no
-	// handshake is cut off half-way.
-	ocppHTTP *http.Server
-	ready    atomic.Bool
+	addrs map[string]net.Addr
+	// mqttListeners are closed first at shutdown; loops counts their
+	// accept loops and the HTTP servers' Serve goroutines.
+	mqttListeners []net.Listener
+	mqttConns     mqttConns
+	loops         sync.WaitGroup
+	// ocppHTTP serves the OCPP listener, adminHTTP the admin API; the
+	// admin API keeps answering (readyz 503) until the very end.
+	ocppHTTP, adminHTTP *http.Server
+	budget              *fdBudget
+	counts              listenerCounts
+	ready               atomic.Bool
 }
 
 // New validates opts and builds a Broker; Start binds and serves.
 func New(opts Options) (*Broker, error) {
+	opts = opts.withDefaults()
 	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	t, err := parseTopics(opts)
 	if err != nil {
 		return nil, err
 	}
 	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumClientWritesPending = maxQueuedPerClient
+	// Charge points do not pay for these: their virtual clients are pooled
+	// (bridge). mochi's defaults (8,192 queued, unlimited packets and
+	// sessions) let one client hold the box's memory.
+	caps.MaximumClientWritesPending = int32(opts.MQTT.MaxQueuedMessages)
+	caps.MaximumInflight = uint16(opts.MQTT.MaxQueuedMessages)
+	caps.MaximumPacketSize = uint32(opts.MQTT.MaxPacketSize)
+	caps.MaximumSessionExpiryInterval = uint32(opts.MQTT.MaxSessionExpiry / time.Second)
+	caps.MaximumClients = int64(opts.MQTT.MaxClients)
 	mlog := slog.New(mochiLogHandler{log.Handler()}).With("component", "mqtt")
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: mlog})
 
 	b := &Broker{opts: opts, log: log, mqtt: srv, addrs: make(map[string]net.Addr)}
+	limit := openFileLimit() - int64(opts.FDReserve)
+	if openFileLimit() == 0 {
+		limit = math.MaxInt64
+	}
+	b.budget = &fdBudget{limit: max(limit, 1)}
 	b.bridge = newBridge(srv, t, opts.UpstreamQoS, log)
 	o := opts.OCPP
 	o.Handler = b.bridge
@@ -145,6 +239,7 @@ func New(opts Options) (*Broker, error) {
 		Match:           t.down.Match,
 		Deliver:         b.bridge.Deliver,
 		GatewayListener: gatewayListener,
+		Disconnected:    b.bridge.forget,
 	})
 	if err != nil {
 		return nil, err
@@ -218,59 +313,83 @@ func (b *Broker) Start() error {
 	if err := b.mqtt.Serve(); err != nil {
 		return err
 	}
-	bind := func(name, addr string) (net.Listener, error) {
+	var bound []net.Listener
+	bind := func(name, addr string, budgeted bool) (net.Listener, error) {
 		if addr == "" {
 			return nil, nil
 		}
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {
+			for _, l := range bound {
+				l.Close()
+			}
+			b.mqtt.Close()
 			return nil, fmt.Errorf("listener %s: %w", name, err)
 		}
+		bound = append(bound, ln)
 		b.addrs[name] = ln.Addr()
 		b.log.Info("listening", "listener", name, "addr", ln.Addr().String())
-		return ln, nil
+		if !budgeted {
+			return ln, nil
+		}
+		var lim *limitListener
+		lim = newLimitListener(ln, b.budget, func() {
+			if n := b.counts.refused(refusedFDReserve); n <= 10 || n%1000 == 0 {
+				b.log.Warn("connection refused: descriptors left are reserved (fd_reserve)", "listener", name, "refused_so_far", n)
+			}
+		}, func(err error, delay time.Duration) {
+			b.log.Warn("accept failed; retrying", "listener", name, "error", err, "retry_in", delay)
+		})
+		return lim, nil
 	}
-	fail := func(err error) error {
-		b.closeAll()
-		return err
+	type spec struct {
+		name, addr string
+		budgeted   bool
 	}
-	if ln, err := bind(ListenerMQTT, b.opts.MQTTAddr); err != nil {
-		return fail(err)
-	} else if ln != nil {
-		b.serveMQTT(listeners.NewNet(ListenerMQTT, ln))
+	lns := map[string]net.Listener{}
+	for _, l := range []spec{
+		{ListenerMQTT, b.opts.MQTTAddr, true},
+		{ListenerMQTTWS, b.opts.MQTTWSAddr, true},
+		{ListenerOCPP, b.opts.OCPPAddr, true},
+		{ListenerHTTP, b.opts.HTTPAddr, false},
+	} {
+		ln, err := bind(l.name, l.addr, l.budgeted)
+		if err != nil {
+			return err
+		}
+		lns[l.name] = ln
 	}
-	if ln, err := bind(ListenerMQTTWS, b.opts.MQTTWSAddr); err != nil {
-		return fail(err)
-	} else if ln != nil {
-		b.serveMQTT(listeners.NewNet(ListenerMQTTWS, newWSListener(ln, b.log)))
+	if ln := lns[ListenerMQTT]; ln != nil {
+		b.mqttListeners = append(b.mqttListeners, ln)
+		b.serveMQTT(ListenerMQTT, ln)
 	}
-	if ln, err := bind(ListenerOCPP, b.opts.OCPPAddr); err != nil {
-		return fail(err)
-	} else if ln != nil {
+	if ln := lns[ListenerMQTTWS]; ln != nil {
+		ws := newWSListener(ln, b.opts.MQTT.ConnectTimeout, b.opts.MQTT.MaxPacketSize, b.log)
+		b.mqttListeners = append(b.mqttListeners, ws)
+		b.serveMQTT(ListenerMQTTWS, ws)
+	}
+	if ln := lns[ListenerOCPP]; ln != nil {
 		b.ocppHTTP = b.serveHTTP(ListenerOCPP, ln, b.ocpp)
 	}
-	if ln, err := bind(ListenerHTTP, b.opts.HTTPAddr); err != nil {
-		return fail(err)
-	} else if ln != nil {
-		b.serveHTTP(ListenerHTTP, ln, b.adminHandler())
+	if ln := lns[ListenerHTTP]; ln != nil {
+		b.adminHTTP = b.serveHTTP(ListenerHTTP, ln, b.adminHandler())
 	}
 	b.ready.Store(true)
 	return nil
 }
 
-func (b *Broker) serveMQTT(l *listeners.Net) {
-	_ = b.mqtt.AddListener(l) // ids are unique: one per listener name
-	b.mqtt.Listeners.Serve(l.ID(), b.mqtt.EstablishConnection)
-}
-
+// serveHTTP serves h on ln. Every server has a header timeout, so a
+// client that opens a connection and sends half a request is dropped.
 func (b *Broker) serveHTTP(name string, ln net.Listener, h http.Handler) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
 	}
-	b.servers = append(b.servers, srv)
+	b.loops.Add(1)
 	go func() {
+		defer b.loops.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			b.log.Error("listener stopped", "listener", name, "error", err)
 		}
@@ -309,51 +428,85 @@ func (b *Broker) OCPP() *ocpp.Server { return b.ocpp }
 // hooks or inline clients.
 func (b *Broker) MQTT() *mqtt.Server { return b.mqtt }
 
-// Shutdown stops accepting, closes every charge point with 1001 while the
-// MQTT side still runs (so what they leave behind is published), then
-// stops the MQTT broker and the HTTP listeners.
-func (b *Broker) Shutdown(ctx context.Context) error {
-	b.ready.Store(false)
-	for _, s := range b.servers {
-		s.SetKeepAlivesEnabled(false)
-	}
-	// Stop accepting charge points and let handshakes in flight finish
-	// (net/http forgets a connection once it is upgraded), then close every
-	// charge point with 1001 while the MQTT side still runs.
-	if b.ocppHTTP != nil {
-		_ = b.ocppHTTP.Shutdown(ctx)
-	}
-	err := b.ocpp.Shutdown(ctx)
-	b.closeAll()
-	return err
+// forceMargin is the part of the shutdown timeout kept for closing by
+// force what the graceful part left: at most a second, at least a tenth.
+func forceMargin(timeout time.Duration) time.Duration {
+	return min(time.Second, timeout/10)
 }
 
-func (b *Broker) closeAll() {
-	for _, s := range b.servers {
-		s.Close()
+// Shutdown stops the broker within Options.ShutdownTimeout (or ctx, if it
+// ends first), whatever the peers do. Gracefully first: /readyz turns
+// 503; every listener stops accepting; OCPP handshakes in flight finish;
+// charge points are closed with 1001 while the MQTT side still runs, so
+// their offline presence and the offline errors of their commands are
+// published; then MQTT clients are disconnected (v5: 0x8B server shutting
+// down). What is left when the graceful part runs out (a charge point
+// that never answers the close handshake, an MQTT client that never sent
+// CONNECT) is closed by force, and logged as such. mochi is closed last,
+// once nothing can reach it. It returns an error only when even the
+// forced part could not finish.
+func (b *Broker) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, b.opts.ShutdownTimeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	graceful, cancelGraceful := context.WithDeadline(ctx, deadline.Add(-forceMargin(time.Until(deadline))))
+	defer cancelGraceful()
+	b.ready.Store(false)
+
+	// Stop accepting everywhere but on the admin API. The MQTT accept
+	// loops end before anything waits on mochi (its ClientsWg).
+	for _, ln := range b.mqttListeners {
+		ln.Close()
 	}
-	// mochi's Close disconnects each listener's clients through
-	// Clients.GetByListener, which takes the clients' read lock twice and
-	// deadlocks when a client disconnects in between (mochi v2.7.9). Close
-	// and remove our listeners first, disconnecting their clients from one
-	// copied list, so Close finds none left.
-	for _, id := range []string{ListenerMQTT, ListenerMQTTWS} {
-		if _, ok := b.mqtt.Listeners.Get(id); ok {
-			b.mqtt.Listeners.Close(id, b.disconnectListener)
-			b.mqtt.Listeners.Delete(id)
+	if b.ocppHTTP != nil {
+		_ = b.ocppHTTP.Shutdown(graceful) // waits for handshakes not yet upgraded
+		b.ocppHTTP.Close()
+	}
+	var forced []any
+	if err := b.ocpp.Shutdown(graceful); err != nil {
+		n, err := b.ocpp.Close(ctx)
+		forced = append(forced, "charge_points", n)
+		if err != nil {
+			b.log.Error("shutdown: charge point connections still open after forced close", "error", err)
 		}
 	}
-	b.mqtt.Close()
-}
 
-// disconnectListener disconnects the MQTT clients of one listener for a
-// shutdown.
-func (b *Broker) disconnectListener(id string) {
+	// MQTT clients: a DISCONNECT to those mochi knows, then every socket
+	// still open (clients that never sent CONNECT) is closed.
 	for _, cl := range b.mqtt.Clients.GetAll() {
-		if cl.Net.Listener == id && !cl.Closed() {
+		if !cl.Closed() && !cl.Net.Inline {
 			_ = b.mqtt.DisconnectClient(cl, packets.ErrServerShuttingDown)
 		}
 	}
+	if n := b.mqttConns.close(); n > 0 {
+		b.log.Debug("shutdown: closed mqtt connections", "count", n)
+	}
+	mqttDone := b.mqttConns.wait(ctx.Done())
+	if mqttDone {
+		b.mqtt.Close() // nothing is left to race with its wait for clients
+	} else {
+		forced = append(forced, "mqtt", "connections did not end")
+		b.log.Error("shutdown: mqtt connections did not end; mochi left open")
+	}
+
+	if b.adminHTTP != nil {
+		_ = b.adminHTTP.Shutdown(graceful)
+		b.adminHTTP.Close()
+	}
+	loopsDone := make(chan struct{})
+	go func() { b.loops.Wait(); close(loopsDone) }()
+	select {
+	case <-loopsDone:
+	case <-ctx.Done():
+		forced = append(forced, "listeners", "accept loops did not end")
+	}
+	if len(forced) > 0 {
+		b.log.Warn("shutdown: forced what did not end gracefully", forced...)
+	}
+	if !mqttDone || ctx.Err() != nil {
+		return fmt.Errorf("broker: shutdown did not finish within %s", b.opts.ShutdownTimeout)
+	}
+	return nil
 }
 
 // Stats is what the gateway has counted: mochi's $SYS counts only network
@@ -370,7 +523,35 @@ type Stats struct {
 	Denied uint64 `json:"denied"`
 	// ResponseTopicsIgnored counts MQTT 5 Response Topics not honoured.
 	ResponseTopicsIgnored uint64 `json:"response_topics_ignored"`
+	// Refused counts connections refused before they became a charge point
+	// or an MQTT client: fd_reserve (the descriptors left are reserved),
+	// mqtt_max_clients, mqtt_connect_timeout (no CONNECT in time).
+	Refused map[string]uint64 `json:"refused"`
+	// MQTTPacketTooLarge counts MQTT connections closed for a packet over
+	// mqtt.max_packet_size.
+	MQTTPacketTooLarge uint64 `json:"mqtt_packet_too_large"`
 }
+
+// refusal names a connection refused by the broker's listeners.
+type refusal int
+
+const (
+	refusedFDReserve refusal = iota
+	refusedMaxClients
+	refusedConnectTimeout
+	numRefusals
+)
+
+var refusalNames = [numRefusals]string{"fd_reserve", "mqtt_max_clients", "mqtt_connect_timeout"}
+
+// listenerCounts are the broker's own listener counters.
+type listenerCounts struct {
+	refusals       [numRefusals]atomic.Uint64
+	packetTooLarge atomic.Uint64
+}
+
+// refused counts one refusal and returns the count so far.
+func (c *listenerCounts) refused(r refusal) uint64 { return c.refusals[r].Add(1) }
 
 // Stats returns a snapshot of the gateway's counters.
 func (b *Broker) Stats() Stats {
@@ -382,5 +563,15 @@ func (b *Broker) Stats() Stats {
 		Denied:        b.bridge.denied.Load(),
 
 		ResponseTopicsIgnored: b.bridge.responseIgnored.Load(),
+		Refused:               b.counts.snapshot(),
+		MQTTPacketTooLarge:    b.counts.packetTooLarge.Load(),
 	}
+}
+
+func (c *listenerCounts) snapshot() map[string]uint64 {
+	m := make(map[string]uint64, numRefusals)
+	for i, n := range refusalNames {
+		m[n] = c.refusals[i].Load()
+	}
+	return m
 }

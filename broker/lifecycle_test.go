@@ -79,14 +79,19 @@ func TestPresenceOnHeartbeatTimeout(t *testing.T) {
 
 // TestResponseTopic: an MQTT 5 command with Response Topic and Correlation
 // Data gets its final message there too.
+// TestResponseTopic: an MQTT 5 command's final message, answer or gateway
+// error, also goes to its Response Topic with its Correlation Data. The
+// timeout case runs on a second broker with a short call_timeout, so no
+// answer ever has to beat a timer.
 func TestResponseTopic(t *testing.T) {
-	b := startBroker(t, func(o *Options) { o.OCPP.CallTimeout = 50 * time.Millisecond })
+	b := startBroker(t, func(o *Options) { o.OCPP.CallTimeout = time.Hour })
+	quick := startBroker(t, func(o *Options) { o.OCPP.CallTimeout = 50 * time.Millisecond })
 	csms := dialMQTT(t, b.Addr(ListenerMQTT), "csms")
 	csms.subscribe(t, "csms/replies/#")
 	cp := dialCP(t, b, "CP1")
 	waitFor(t, "connected", func() bool { return b.Stats().OCPP.Connected == 1 })
 
-	ask := func(id, responseTopic string) {
+	ask := func(csms *mqttClient, id, responseTopic string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -97,7 +102,7 @@ func TestResponseTopic(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	expectReply := func(id string, mtype float64) {
+	expectReply := func(csms *mqttClient, id string, mtype float64) {
 		t.Helper()
 		select {
 		case p := <-csms.msgs:
@@ -113,16 +118,20 @@ func TestResponseTopic(t *testing.T) {
 			t.Fatal("no reply on the response topic")
 		}
 	}
-	ask("r1", "csms/replies/1")
+	ask(csms, "r1", "csms/replies/1")
 	cp.recv(t)
 	cp.send(t, `[3,"r1",{"status":"Accepted"}]`)
-	expectReply("r1", 3)
+	expectReply(csms, "r1", 3)
 	// The gateway error of a timed-out command goes there too.
-	ask("r2", "csms/replies/1")
-	cp.recv(t)
-	expectReply("r2", 4)
+	qcsms := dialMQTT(t, quick.Addr(ListenerMQTT), "csms")
+	qcsms.subscribe(t, "csms/replies/#")
+	qcp := dialCP(t, quick, "CP1")
+	waitFor(t, "connected", func() bool { return quick.Stats().OCPP.Connected == 1 })
+	ask(qcsms, "r2", "csms/replies/1")
+	qcp.recv(t)
+	expectReply(qcsms, "r2", 4)
 	// A Response Topic under the mountpoint is ignored and counted.
-	ask("r3", "ocpp/cp/CP1/Reply")
+	ask(csms, "r3", "ocpp/cp/CP1/Reply")
 	cp.recv(t)
 	waitFor(t, "ignored response topic counted", func() bool { return b.Stats().ResponseTopicsIgnored == 1 })
 }

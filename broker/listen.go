@@ -7,35 +7,50 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 )
 
-// wsListener adapts MQTT over WebSocket to a net.Listener so that mochi's
-// own listeners.Net can serve it: an HTTP server upgrades requests on
-// /mqtt and hands each connection to Accept as a net.Conn of binary
-// frames. Binding the socket ourselves lets the real port be logged, which
-// mochi's WebSocket listener cannot tell.
+// wsListener adapts MQTT over WebSocket to a net.Listener so that the
+// broker's MQTT accept loop serves it like TCP: an HTTP server upgrades
+// requests on /mqtt and hands each connection to Accept as a net.Conn of
+// binary frames. Binding the socket ourselves lets the real port be
+// logged, which mochi's WebSocket listener cannot tell.
 type wsListener struct {
 	ln     net.Listener
 	http   *http.Server
 	conns  chan net.Conn
 	closed chan struct{}
 	once   sync.Once
+	served chan struct{} // closed when the HTTP server's Serve returns
 	log    *slog.Logger
+	// readLimit bounds one WebSocket message: mqtt.max_packet_size plus
+	// room for the fixed header, so a client that sends one packet per
+	// message (as MQTT clients do) meets the packet bound, not this one.
+	readLimit int64
 }
 
 // mqttWSPath is where MQTT over WebSocket is served (MQTTX's default).
 const mqttWSPath = "/mqtt"
 
-func newWSListener(ln net.Listener, log *slog.Logger) *wsListener {
-	l := &wsListener{ln: ln, conns: make(chan net.Conn), closed: make(chan struct{}), log: log}
+// newWSListener serves the upgrade on ln. headerTimeout bounds the HTTP
+// request (a half-sent upgrade is dropped after it); maxPacket is
+// mqtt.max_packet_size.
+func newWSListener(ln net.Listener, headerTimeout time.Duration, maxPacket int, log *slog.Logger) *wsListener {
+	l := &wsListener{ln: ln, conns: make(chan net.Conn), closed: make(chan struct{}), served: make(chan struct{}),
+		log: log, readLimit: int64(maxPacket) + 16}
 	mux := http.NewServeMux()
 	mux.HandleFunc(mqttWSPath, l.upgrade)
-	l.http = &http.Server{Handler: mux, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	l.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: headerTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 	go func() {
+		defer close(l.served)
 		if err := l.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("mqtt-ws listener stopped", "error", err)
+			log.Error("listener stopped", "listener", ListenerMQTTWS, "error", err)
 		}
 	}()
 	return l
@@ -52,7 +67,7 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 		l.log.Debug("mqtt-ws upgrade failed", "remote", r.RemoteAddr, "error", err)
 		return
 	}
-	ws.SetReadLimit(-1) // MQTT enforces its own packet size limits
+	ws.SetReadLimit(l.readLimit)
 	nc := websocket.NetConn(context.Background(), ws, websocket.MessageBinary)
 	select {
 	case l.conns <- nc:
@@ -71,11 +86,13 @@ func (l *wsListener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close implements net.Listener.
+// Close implements net.Listener: it stops the HTTP server (upgrades in
+// progress are dropped) and waits for its Serve to return.
 func (l *wsListener) Close() error {
 	l.once.Do(func() {
 		close(l.closed)
 		l.http.Close()
+		<-l.served
 	})
 	return nil
 }

@@ -147,16 +147,16 @@ func TestHeartbeatWindowFollowsChangeConfiguration(t *testing.T) {
 // no frame but answers pings stays connected well past its window.
 func TestPongsKeepAlive(t *testing.T) {
 	t.Parallel()
-	// Generous margins: the window is ten ping intervals, so a loaded
-	// machine running the race detector does not miss it.
-	h := newHarness(t, Options{IdleTimeout: -1, HeartbeatInterval: 300 * time.Millisecond, HeartbeatBackoff: 0, PingInterval: 30 * time.Millisecond})
+	// Generous margins: the window is a second, ten ping intervals, so a
+	// loaded machine running the race detector does not miss it.
+	h := newHarness(t, Options{IdleTimeout: -1, HeartbeatInterval: time.Second, HeartbeatBackoff: 0, PingInterval: 100 * time.Millisecond})
 	ws := h.dial(t, "CP1")
 	ctx := ws.CloseRead(context.Background()) // reads, so pings are answered
 	// Count the server's pings through the activity stamp: wait for many
 	// windows' worth of time by observing pings, not by sleeping.
-	deadline := time.After(5 * time.Second)
+	deadline := time.After(10 * time.Second)
 	start := time.Now()
-	for time.Since(start) < 1200*time.Millisecond {
+	for time.Since(start) < 3*time.Second {
 		select {
 		case e := <-h.rec.ch:
 			t.Fatalf("event %s (%s) while pongs flow", e.kind, e.reason)
@@ -219,11 +219,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // count as activity (ocpp-rpc, for one, pings every 30 s by default).
 func TestChargePointPingsKeepAlive(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, Options{IdleTimeout: -1, HeartbeatInterval: 300 * time.Millisecond, HeartbeatBackoff: 0})
+	// The window is a second, ten of the charge point's ping intervals.
+	h := newHarness(t, Options{IdleTimeout: -1, HeartbeatInterval: time.Second, HeartbeatBackoff: 0})
 	ws := h.dial(t, "CP1")
 	ctx := ws.CloseRead(context.Background()) // reads, so pongs arrive
 	start := time.Now()
-	for time.Since(start) < 1200*time.Millisecond {
+	for time.Since(start) < 3*time.Second {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		err := ws.Ping(pctx)
 		cancel()
@@ -233,7 +234,7 @@ func TestChargePointPingsKeepAlive(t *testing.T) {
 		select {
 		case e := <-h.rec.ch:
 			t.Fatalf("event %s (%s) while the charge point pings", e.kind, e.reason)
-		case <-time.After(30 * time.Millisecond):
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

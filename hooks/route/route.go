@@ -33,6 +33,10 @@ type Options struct {
 	// Their publishes are never routed, so that nothing the gateway publishes can loop back down
 	// as a command; other inline clients (an embedding product) are routed. Required.
 	GatewayListener string
+	// Disconnected, if set, is told when an MQTT client's connection ends, so that what Deliver
+	// keeps per client (such as log sampling state) is dropped with it. It runs on the client's
+	// goroutine and must not block.
+	Disconnected func(cl *mqtt.Client)
 }
 
 // ErrOptions is returned by New for incomplete Options.
@@ -68,8 +72,17 @@ func (h *Hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnPublish, mqtt.OnWill, mqtt.OnWillSent:
 		return true
+	case mqtt.OnDisconnect:
+		return h.opts.Disconnected != nil
 	}
 	return false
+}
+
+// OnDisconnect tells Options.Disconnected that cl's connection ended.
+func (h *Hook) OnDisconnect(cl *mqtt.Client, _ error, _ bool) {
+	if h.opts.Disconnected != nil {
+		h.opts.Disconnected(cl)
+	}
 }
 
 // OnPublish delivers a downstream publish and returns it with Retain cleared, which keeps mochi
