@@ -22,7 +22,28 @@ import (
 type Config struct {
 	Listeners ListenersConfig `yaml:"listeners"`
 	Log       LogConfig       `yaml:"log"`
-	OCPP      OCPPConfig      `yaml:"ocpp"`
+	// ShutdownTimeout bounds the whole shutdown: graceful first, then what
+	// is left is closed by force.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// FDReserve is how many descriptors the OCPP and MQTT listeners leave
+	// for the admin API, health checks and the process itself.
+	FDReserve int        `yaml:"fd_reserve"`
+	MQTT      MQTTConfig `yaml:"mqtt"`
+	OCPP      OCPPConfig `yaml:"ocpp"`
+}
+
+// MQTTConfig bounds what MQTT clients may make the broker hold.
+type MQTTConfig struct {
+	// MaxPacketSize is the largest MQTT packet accepted, in bytes.
+	MaxPacketSize int `yaml:"max_packet_size"`
+	// ConnectTimeout is how long a new connection may take to send CONNECT.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// MaxSessionExpiry caps how long a disconnected session is kept.
+	MaxSessionExpiry time.Duration `yaml:"max_session_expiry"`
+	// MaxQueuedMessages bounds the messages queued for one client.
+	MaxQueuedMessages int `yaml:"max_queued_messages"`
+	// MaxClients bounds the MQTT clients connected at once.
+	MaxClients int `yaml:"max_clients"`
 }
 
 // ListenersConfig holds the listen addresses ("host:port"). An empty string
@@ -68,6 +89,13 @@ type OCPPConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// WSPingInterval makes the server send WebSocket pings; 0 sends none.
 	WSPingInterval time.Duration `yaml:"ws_ping_interval"`
+	// MaxConnections bounds the charge points connected at once.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxHandshakes bounds the WebSocket upgrades in progress at once.
+	MaxHandshakes int `yaml:"max_handshakes"`
+	// MaxConnectionsPerIP bounds the connections from one address; 0 is
+	// no bound.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// PresenceTopic is the template of the retained presence messages.
 	PresenceTopic string `yaml:"presence_topic"`
 	// MessageFormatChecking is the schema checking mode: all, upstream_only,
@@ -126,47 +154,62 @@ type DnstreamConfig struct {
 
 // DefaultConfig returns the settings used when nothing is configured. They
 // run a complete broker on the EMQX ports, so `chargemq` alone is useful.
+// They are broker.DefaultOptions, the one place defaults live, in the
+// file's shape; only the logger's settings are the binary's own.
 func DefaultConfig() Config {
+	d := broker.DefaultOptions()
+	o := d.OCPP
 	return Config{
 		Listeners: ListenersConfig{
-			MQTT:   ":1883",
-			MQTTWS: ":8083",
-			OCPP:   ":33033",
-			HTTP:   ":18083",
+			MQTT:   d.MQTTAddr,
+			MQTTWS: d.MQTTWSAddr,
+			OCPP:   d.OCPPAddr,
+			HTTP:   d.HTTPAddr,
 		},
-		Log: LogConfig{Level: "info", Format: "text"},
+		Log:             LogConfig{Level: "info", Format: "text"},
+		ShutdownTimeout: d.ShutdownTimeout,
+		FDReserve:       d.FDReserve,
+		MQTT: MQTTConfig{
+			MaxPacketSize:     d.MQTT.MaxPacketSize,
+			ConnectTimeout:    d.MQTT.ConnectTimeout,
+			MaxSessionExpiry:  d.MQTT.MaxSessionExpiry,
+			MaxQueuedMessages: d.MQTT.MaxQueuedMessages,
+			MaxClients:        d.MQTT.MaxClients,
+		},
 		OCPP: OCPPConfig{
-			Path:                "/ocpp/",
-			MaxFrameSize:        64 * 1024,
-			FailIfNoSubprotocol: false,
-			Mountpoint:          "ocpp/",
-			WriteTimeout:        10 * time.Second,
+			Path:                o.Path,
+			MaxFrameSize:        int(o.MaxFrameSize),
+			FailIfNoSubprotocol: o.FailIfNoSubprotocol,
+			Mountpoint:          d.Mountpoint,
+			WriteTimeout:        o.WriteTimeout,
 
-			DefaultHeartbeatInterval:      60 * time.Second,
-			HeartbeatCheckingTimesBackoff: 1,
-			IdleTimeout:                   30 * time.Second,
-			WSPingInterval:                0,
-			PresenceTopic:                 "presence/${cid}",
-			MessageFormatChecking:         string(broker.CheckAll),
+			DefaultHeartbeatInterval:      o.HeartbeatInterval,
+			HeartbeatCheckingTimesBackoff: o.HeartbeatBackoff,
+			IdleTimeout:                   o.IdleTimeout,
+			WSPingInterval:                o.PingInterval,
+			MaxConnections:                o.MaxConnections,
+			MaxHandshakes:                 o.MaxHandshakes,
+			MaxConnectionsPerIP:           o.MaxConnectionsPerIP,
+			PresenceTopic:                 d.PresenceTopic,
+			MessageFormatChecking:         string(d.Checking),
 			CheckingOverrides:             []CheckingOverride{},
-			JSONSchemaIDPrefix:            "urn:OCPP:1.6:2019:12:",
-			JSONSchemaDir:                 "",
+			JSONSchemaIDPrefix:            d.SchemaIDPrefix,
+			JSONSchemaDir:                 d.SchemaDir,
 			Upstream: UpstreamConfig{
-				Topic:                "cp/${cid}",
-				ReplyTopic:           "cp/${cid}/Reply",
-				ErrorTopic:           "cp/${cid}/Reply",
+				Topic:                d.UpstreamTopic,
+				ReplyTopic:           d.ReplyTopic,
+				ErrorTopic:           d.ErrorTopic,
 				TopicOverrideMapping: map[string]string{},
-				QoS:                  2,
-				MaxPending:           16,
+				QoS:                  int(d.UpstreamQoS),
+				MaxPending:           o.MaxPending,
 			},
 			Dnstream: DnstreamConfig{
-				Topic:        "cs/${cid}",
-				MaxMqueueLen: 100,
-				CallTimeout:  30 * time.Second,
-
-				OfflineTTL:      0,
-				MaxOfflineCIDs:  1000,
-				MaxOfflineBytes: 64 << 20,
+				Topic:           d.DownstreamTopic,
+				MaxMqueueLen:    o.MaxQueue,
+				CallTimeout:     o.CallTimeout,
+				OfflineTTL:      o.OfflineTTL,
+				MaxOfflineCIDs:  o.MaxOfflineCIDs,
+				MaxOfflineBytes: int(o.MaxOfflineBytes),
 			},
 		},
 	}
@@ -228,6 +271,30 @@ func (c *Config) Validate() error {
 		bad("log.format", "must be text or json (got %q)", c.Log.Format)
 	}
 
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be > 0 (got %s)", c.ShutdownTimeout)
+	}
+	if c.FDReserve <= 0 {
+		bad("fd_reserve", "must be > 0 (got %d)", c.FDReserve)
+	}
+	m := &c.MQTT
+	if m.MaxPacketSize < 16 || m.MaxPacketSize > 268435455 {
+		// 268,435,455 is the largest remaining length MQTT can encode.
+		bad("mqtt.max_packet_size", "must be from 16 to 268435455 (got %d)", m.MaxPacketSize)
+	}
+	if m.ConnectTimeout <= 0 {
+		bad("mqtt.connect_timeout", "must be > 0 (got %s)", m.ConnectTimeout)
+	}
+	if m.MaxSessionExpiry < time.Second || m.MaxSessionExpiry > math.MaxUint32*time.Second {
+		bad("mqtt.max_session_expiry", "must be from 1s to %s (got %s)", math.MaxUint32*time.Second, m.MaxSessionExpiry)
+	}
+	if m.MaxQueuedMessages <= 0 || m.MaxQueuedMessages > math.MaxUint16 {
+		bad("mqtt.max_queued_messages", "must be from 1 to 65535 (got %d)", m.MaxQueuedMessages)
+	}
+	if m.MaxClients <= 0 {
+		bad("mqtt.max_clients", "must be > 0 (got %d)", m.MaxClients)
+	}
+
 	o := &c.OCPP
 	switch {
 	case !strings.HasPrefix(o.Path, "/") || !strings.HasSuffix(o.Path, "/"):
@@ -259,6 +326,15 @@ func (c *Config) Validate() error {
 	}
 	if o.WSPingInterval < 0 {
 		bad("ocpp.ws_ping_interval", "must be >= 0 (got %s)", o.WSPingInterval)
+	}
+	if o.MaxConnections <= 0 {
+		bad("ocpp.max_connections", "must be > 0 (got %d)", o.MaxConnections)
+	}
+	if o.MaxHandshakes <= 0 {
+		bad("ocpp.max_handshakes", "must be > 0 (got %d)", o.MaxHandshakes)
+	}
+	if o.MaxConnectionsPerIP < 0 {
+		bad("ocpp.max_connections_per_ip", "must be >= 0 (got %d)", o.MaxConnectionsPerIP)
 	}
 	if !isCheckingMode(o.MessageFormatChecking) {
 		bad("ocpp.message_format_checking", "must be one of %s (got %q)", checkingModeList(), o.MessageFormatChecking)

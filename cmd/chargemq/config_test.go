@@ -469,3 +469,80 @@ func TestFullSampleRoundTrips(t *testing.T) {
 		t.Errorf("round trip changed the config:\n%+v\n%+v", cfg, again)
 	}
 }
+
+// TestDocsDefaultsMatchCode holds docs/configuration.md to the code: the
+// default column of the Keys table and the "complete file with the
+// defaults" example must be DefaultConfig's values (which are
+// broker.DefaultOptions').
+func TestDocsDefaultsMatchCode(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join("..", "..", "docs", "configuration.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(raw)
+	def := DefaultConfig()
+
+	// The table: | `key` | type | `default` … | flag | meaning |
+	rows := map[string]string{}
+	for _, line := range strings.Split(doc, "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 6 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		key := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		d := strings.TrimSpace(cells[3])
+		if i := strings.Index(d, "`"); i >= 0 {
+			if j := strings.Index(d[i+1:], "`"); j >= 0 {
+				rows[key] = d[i+1 : i+1+j]
+			}
+		}
+	}
+	for _, s := range settings() {
+		documented, ok := rows[s.path]
+		if !ok {
+			t.Errorf("docs/configuration.md: no row for %s in the Keys table", s.path)
+			continue
+		}
+		if documented == `""` {
+			documented = ""
+		}
+		var doc Config
+		if err := s.set(&doc, documented); err != nil {
+			t.Errorf("%s: documented default %q: %v", s.path, documented, err)
+			continue
+		}
+		if got, want := s.get(&doc), s.get(&def); got != want {
+			t.Errorf("%s: documented default %q, code has %q", s.path, documented, want)
+		}
+	}
+
+	// The complete example file.
+	const marker = "A complete file with the defaults"
+	i := strings.Index(doc, marker)
+	if i < 0 {
+		t.Fatalf("docs/configuration.md has no %q example", marker)
+	}
+	block := doc[i:]
+	start := strings.Index(block, "```yaml\n")
+	end := strings.Index(block[start+8:], "```")
+	if start < 0 || end < 0 {
+		t.Fatal("no yaml block after the marker")
+	}
+	f := filepath.Join(t.TempDir(), "defaults.yaml")
+	if err := os.WriteFile(f, []byte(block[start+8:start+8+end]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadConfig(configSources{File: f})
+	if err != nil {
+		t.Fatalf("the documented defaults file does not load: %v", err)
+	}
+	if !reflect.DeepEqual(got, def) {
+		t.Errorf("documented defaults file =\n%+v\ncode =\n%+v", got, def)
+	}
+	for _, s := range settings() {
+		if !strings.Contains(block[:start+8+end], "\n"+strings.Repeat("  ", strings.Count(s.path, "."))+s.path[strings.LastIndex(s.path, ".")+1:]+":") {
+			t.Errorf("documented defaults file lacks %s", s.path)
+		}
+	}
+}

@@ -3,18 +3,15 @@ package main
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/chargemq/chargemq/broker"
 	"github.com/chargemq/chargemq/ocpp"
 )
 
-// shutdownGrace bounds the graceful part of a shutdown: charge points are
-// closed with 1001 and get this long to finish their close handshake.
-const shutdownGrace = 10 * time.Second
-
-// serve runs the broker with cfg until ctx is cancelled, then shuts it down
-// gracefully.
+// serve runs the broker with cfg until ctx is cancelled, then shuts it
+// down within shutdown_timeout: gracefully, then by force. A shutdown that
+// had to force something is logged by the broker and still ends serve
+// without an error (exit status 0): the process has stopped as asked.
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	b, err := broker.New(brokerOptions(cfg, log))
 	if err != nil {
@@ -25,10 +22,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("chargemq started")
 	<-ctx.Done()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	return b.Shutdown(sctx)
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
+	if err := b.Shutdown(context.Background()); err != nil {
+		log.Warn("shutdown incomplete", "error", err)
+	}
+	return nil
 }
 
 // brokerOptions maps the configuration file's shape onto the broker's.
@@ -58,7 +56,19 @@ func brokerOptions(cfg Config, log *slog.Logger) broker.Options {
 			HeartbeatBackoff:    o.HeartbeatCheckingTimesBackoff,
 			IdleTimeout:         o.IdleTimeout,
 			PingInterval:        o.WSPingInterval,
+			MaxConnections:      o.MaxConnections,
+			MaxHandshakes:       o.MaxHandshakes,
+			MaxConnectionsPerIP: o.MaxConnectionsPerIP,
 		},
+		MQTT: broker.MQTTOptions{
+			MaxPacketSize:     cfg.MQTT.MaxPacketSize,
+			ConnectTimeout:    cfg.MQTT.ConnectTimeout,
+			MaxSessionExpiry:  cfg.MQTT.MaxSessionExpiry,
+			MaxQueuedMessages: cfg.MQTT.MaxQueuedMessages,
+			MaxClients:        cfg.MQTT.MaxClients,
+		},
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		FDReserve:       cfg.FDReserve,
 		Mountpoint:      o.Mountpoint,
 		UpstreamTopic:   o.Upstream.Topic,
 		ReplyTopic:      o.Upstream.ReplyTopic,
