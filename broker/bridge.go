@@ -219,7 +219,7 @@ func (b *bridge) respond(origin string, ref any, payload []byte) {
 }
 
 // replyTarget returns the Response Topic of an MQTT 5 command when it may
-// be honoured (WIRE.md): the requester may subscribe to it, and it is a
+// be honoured (docs/topics.md, "MQTT 5 request/response"): the requester may subscribe to it, and it is a
 // topic name outside the mountpoint and $SYS. Others are ignored and
 // counted.
 func (b *bridge) replyTarget(cl *mqtt.Client, pk *packets.Packet) *replyTo {
@@ -262,7 +262,7 @@ func (b *bridge) Deliver(cl *mqtt.Client, cid string, pk packets.Packet) packets
 	return packets.CodeSuccess
 }
 
-// pubackCode maps a refusal to its MQTT 5 PUBACK reason code (WIRE.md).
+// pubackCode maps a refusal to its MQTT 5 PUBACK reason code (docs/topics.md, "Gateway errors").
 // offline and timeout are reported only by the gateway error.
 func pubackCode(r ocpp.Reason) packets.Code {
 	switch r {

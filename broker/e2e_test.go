@@ -241,7 +241,7 @@ func TestWalkthrough(t *testing.T) {
 }
 
 // TestGatewayErrors checks what bad commands get: one gateway error on the
-// Reply topic, and for MQTT 5 QoS 1 the PUBACK reason code of WIRE.md.
+// Reply topic, and for MQTT 5 QoS 1 the PUBACK reason code of docs/topics.md.
 func TestGatewayErrors(t *testing.T) {
 	b := startBroker(t, func(o *Options) { o.OCPP.MaxQueue = 1 })
 	sub := dialMQTT(t, b.Addr(ListenerMQTT), "csms")

@@ -6,7 +6,7 @@
 // "urn:OCPP:1.6:2019:12:<Action>Request"). Those files are committed and embedded; Load compiles
 // them once, optionally replacing some with a vendor's files by id (Options.Dir).
 //
-// Check maps schema violations to the OCPP-J error codes in the order WIRE.md fixes: missing
+// Check maps schema violations to the OCPP-J error codes in the order docs/topics.md ("Schema violations") fixes: missing
 // required field (OccurenceConstraintViolation), wrong type (TypeConstraintViolation), enum,
 // length, range, format or multipleOf (PropertyConstraintViolation), unexpected property
 // (FormationViolation).

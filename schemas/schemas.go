@@ -260,7 +260,7 @@ func isJSONObject(payload []byte) bool {
 // violation found, ordered so that Violations[0] is the one Code comes from.
 type Failure struct {
 	// Code is the CALLERROR code: the code of the first violation in the order missing required,
-	// wrong type, enum/length/range/format, unexpected property (WIRE.md "Decisions").
+	// wrong type, enum/length/range/format, unexpected property (docs/topics.md, "Schema violations").
 	Code string
 	// Violations is every problem found, in that order; the gateway sends them as ErrorDetails.
 	Violations []Violation

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestImports holds ARCHITECTURE.md's import rule: this package imports no project package.
+// TestImports holds docs/architecture.md's import rule: this package imports no project package.
 func TestImports(t *testing.T) {
 	for _, test := range []bool{false, true} {
 		p, err := build.ImportDir(".", 0)

@@ -51,7 +51,7 @@ type setting struct {
 }
 
 // env is the key's environment variable: derived from the flag name when the
-// key has a flag (so --mqtt-addr reads CHARGEMQ_MQTT_ADDR, as WIRE.md
+// key has a flag (so --mqtt-addr reads CHARGEMQ_MQTT_ADDR, as docs/configuration.md
 // promises), else from the YAML path (ocpp.max_frame_size reads
 // CHARGEMQ_OCPP_MAX_FRAME_SIZE).
 func (s setting) env() string {

@@ -12,7 +12,8 @@ import (
 //
 //	go build -ldflags "-X main.version=v1.2.3 -X main.commit=abc1234"
 //
-// They are the only package-level variables, and nothing writes them at run time.
+// The linker writes them; nothing does at run time, so they are constants
+// in all but name.
 var (
 	version = "dev"
 	commit  = "unknown"

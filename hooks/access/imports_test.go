@@ -6,6 +6,6 @@ import (
 	"github.com/chargemq/chargemq/hooks/internal/mqtttest"
 )
 
-// TestImports holds ARCHITECTURE.md's import rule for hooks: this package imports no project
+// TestImports holds docs/architecture.md's import rule for hooks: this package imports no project
 // package, and its test files none but the shared test support under hooks/internal.
 func TestImports(t *testing.T) { mqtttest.CheckImports(t, ".") }

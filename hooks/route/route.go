@@ -101,7 +101,7 @@ func (h *Hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if !ok {
 		return pk, nil
 	}
-	pk.FixedHeader.Retain = false // WIRE.md "Topics": a command is never stored as retained
+	pk.FixedHeader.Retain = false // docs/topics.md "Downstream": a command is never stored as retained
 	code := h.opts.Deliver(cl, cid, pk)
 	if code.Code >= packets.ErrUnspecifiedError.Code &&
 		cl.Properties.ProtocolVersion == 5 && pk.FixedHeader.Qos == 1 {

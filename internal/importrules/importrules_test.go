@@ -29,7 +29,7 @@ type rule struct {
 	allowOwn bool
 }
 
-// rules is ARCHITECTURE.md's "Imports flow one way" table.
+// rules is docs/architecture.md's "Imports flow one way" table.
 func rules() []rule {
 	m := func(p string) string { return module + "/" + p }
 	return []rule{

@@ -14,7 +14,7 @@ const project = "github.com/chargemq/"
 // among it): the only project packages that a hook's test files may import.
 const TestSupport = "github.com/chargemq/chargemq/hooks/internal"
 
-// CheckImports fails t unless the package in dir holds ARCHITECTURE.md's import rule for hooks:
+// CheckImports fails t unless the package in dir holds docs/architecture.md's import rule for hooks:
 // its non-test files import no project package, and its test files none but those under
 // TestSupport. Hooks know mochi and nothing of the rest of chargemq, so that the broker and the
 // gateway can be changed without them; each hook package calls this from its TestImports, so

@@ -20,7 +20,7 @@ function assertGatewayError(msg, { uniqueId, reason, errorCode, action }) {
   assert.equal(typeof j.ErrorDescription, 'string', msg.raw);
   assert.ok(j.ErrorDescription.length > 0, `empty ErrorDescription: ${msg.raw}`);
   // Action is the command's; when the command could not be read the binary
-  // omits the key (WIRE.md's shape lists it; see README "Observations").
+  // omits the key (the EMQX shape lists it; see README "Observations").
   if (action !== undefined) assert.equal(j.Action, action, msg.raw);
   else assert.ok(j.Action === undefined || typeof j.Action === 'string', msg.raw);
   assert.deepEqual(j.ErrorDetails, { origin: 'gateway', reason }, msg.raw);

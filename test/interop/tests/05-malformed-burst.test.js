@@ -1,6 +1,6 @@
 'use strict';
 // A charge point that reads its socket normally but sends a burst of
-// malformed frames must get one CALLERROR per frame. WIRE.md: a charge point
+// malformed frames must get one CALLERROR per frame. docs/topics.md: a charge point
 // is closed as slow_consumer only when it "does not read its socket within
 // ocpp.write_timeout (default 10s)".
 // (A regression test: the gateway once closed such a charge point as soon as
