@@ -150,6 +150,41 @@ func TestManyChargePointsRace(t *testing.T) {
 	sub.subscribe(t, "ocpp/cp/+/Reply")
 	cmd := dialMQTT(t, b.Addr(ListenerMQTT), "commander")
 
+	// Every command ends in one final message: an answer or a gateway
+	// error. They are collected while the charge points run, so the
+	// subscriber never falls behind its queue.
+	type result struct {
+		finals int
+		err    error
+	}
+	collected := make(chan result, 1)
+	stop := make(chan struct{})
+	go func() {
+		finals := map[string]int{}
+		for len(finals) < cps*rounds*2 {
+			select {
+			case p := <-sub.msgs:
+				var m map[string]any
+				if err := json.Unmarshal(p.Payload, &m); err != nil {
+					collected <- result{len(finals), err}
+					return
+				}
+				if m["Late"] == true {
+					continue
+				}
+				id, _ := m["UniqueId"].(string)
+				if finals[id]++; finals[id] > 1 {
+					collected <- result{len(finals), fmt.Errorf("command %s ended twice: %v", id, m)}
+					return
+				}
+			case <-stop:
+				collected <- result{len(finals), nil}
+				return
+			}
+		}
+		collected <- result{len(finals), nil}
+	}()
+
 	var wg sync.WaitGroup
 	errs := make(chan error, cps)
 	for i := range cps {
@@ -200,24 +235,14 @@ func TestManyChargePointsRace(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	// Every command ends in one final message: an answer or a gateway error.
-	finals := map[string]int{}
-	deadline := time.After(30 * time.Second)
-	for len(finals) < cps*rounds*2 {
-		select {
-		case p := <-sub.msgs:
-			var m map[string]any
-			jsonUnmarshal(t, p.Payload, &m)
-			if m["Late"] == true {
-				continue
-			}
-			id := m["UniqueId"].(string)
-			finals[id]++
-			if finals[id] > 1 {
-				t.Fatalf("command %s ended twice: %v", id, m)
-			}
-		case <-deadline:
-			t.Fatalf("only %d of %d commands ended", len(finals), cps*rounds*2)
-		}
+	var r result
+	select {
+	case r = <-collected:
+	case <-time.After(30 * time.Second):
+		close(stop)
+		r = <-collected
+	}
+	if r.err != nil || r.finals != cps*rounds*2 {
+		t.Fatalf("%d of %d commands ended: %v", r.finals, cps*rounds*2, r.err)
 	}
 }

@@ -336,20 +336,23 @@ func (c *conn) writeLoop() {
 }
 
 // write sends one frame; a write that does not finish within write_timeout
-// closes the charge point as a slow consumer.
+// closes the charge point as a slow consumer. The reason is recorded
+// before the write is cancelled: cancelling makes the library close the
+// socket, and the reader, failing at once, must find slow_consumer, not
+// take the failure for a network error.
 func (c *conn) write(b []byte) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
+	ctx, cancel := context.WithCancel(context.Background())
+	timer := time.AfterFunc(c.srv.opts.WriteTimeout, func() {
+		c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
+		cancel()
+	})
 	err := c.ws.Write(ctx, websocket.MessageText, b)
-	timedOut := ctx.Err() != nil
+	timer.Stop()
 	cancel()
 	if err == nil {
 		return true
 	}
-	if timedOut {
-		c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
-	} else {
-		c.shut(ReasonNetworkError, websocket.StatusInternalError)
-	}
+	c.shut(ReasonNetworkError, websocket.StatusInternalError) // unless the timer was first
 	return false
 }
 

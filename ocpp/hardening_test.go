@@ -73,6 +73,7 @@ func TestTimeoutErrorBeforeLateAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
+	waitFor(t, "attached", func() bool { return srv.Stats().Connected == 1 })
 	write(t, ws, `[2,"boot","Heartbeat",{}]`) // any first frame
 	const rounds = 3
 	for i := range rounds {
