@@ -12,13 +12,14 @@ import (
 	"github.com/coder/websocket"
 )
 
-// conn is one WebSocket connection of a charge point. Its reader is the
-// ServeHTTP goroutine (run); its writer is the one goroutine draining out.
-// Everything else hands frames to the writer without blocking; a charge
-// point too slow to take them is closed as a slow consumer rather than
-// stalling the MQTT publisher that sent them. run owns the writer, the
-// pinger and the closer goroutines (wg) and waits for them before it
-// returns.
+// conn is one WebSocket connection of a charge point. Its reader runs
+// run; a writer goroutine exists only while there is something to write:
+// senders queue frames without blocking and start one when none runs, and
+// it ends when the queues are empty, so an idle charge point costs one
+// goroutine. A charge point too slow to take its frames is closed as a
+// slow consumer rather than stalling the MQTT publisher that sent them.
+// run owns the writer, the pinger and the closer goroutines (wg) and
+// waits for them before it returns.
 type conn struct {
 	srv  *Server
 	st   *station // set by attach; its mu guards pending
@@ -39,6 +40,11 @@ type conn struct {
 	shutOnce sync.Once
 	reason   Reason // why shut was called; read after done is closed
 	wg       sync.WaitGroup
+	// wmu guards writing (a writer goroutine runs) and ended (run waits
+	// for its goroutines: none may start).
+	wmu     sync.Mutex
+	writing bool
+	ended   bool
 
 	// validator and checks are fixed for the connection's life.
 	validator Validator
@@ -93,11 +99,6 @@ func newConn(s *Server, cid string, p Protocol, remote string) *conn {
 // for the connection's other goroutines.
 func (c *conn) run() {
 	c.startWatchdog()
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.writeLoop()
-	}()
 	if every := c.srv.opts.PingInterval; every > 0 {
 		c.wg.Add(1)
 		go func() {
@@ -109,6 +110,9 @@ func (c *conn) run() {
 	c.shut(reason, websocket.StatusNormalClosure)
 	c.stopWatchdog()
 	c.srv.detach(c, c.reason)
+	c.wmu.Lock()
+	c.ended = true
+	c.wmu.Unlock()
 	c.wg.Wait()
 }
 
@@ -247,6 +251,7 @@ func (c *conn) reply(ce *CallError) {
 	select {
 	case c.replies <- f.AppendJSON(nil):
 		c.srv.stats.out(TypeCallError)
+		c.startWriter()
 	case <-c.done:
 	}
 }
@@ -315,12 +320,30 @@ func (c *conn) send(frame []byte, t MessageType) {
 	select {
 	case c.out <- frame:
 		c.srv.stats.out(t)
+		c.startWriter()
 	default:
 		c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
 	}
 }
 
+// startWriter starts the writer goroutine unless one runs, or run has
+// ended. A writer that finds the queues empty stops under wmu, so a frame
+// queued just before this call is never left without one.
+func (c *conn) startWriter() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.writing || c.ended {
+		return
+	}
+	c.writing = true
+	c.wg.Add(1)
+	go c.writeLoop()
+}
+
+// writeLoop writes queued frames until the queues are empty, the
+// connection is shut or a write fails (then no writer is started again).
 func (c *conn) writeLoop() {
+	defer c.wg.Done()
 	for {
 		var b []byte
 		select {
@@ -328,6 +351,15 @@ func (c *conn) writeLoop() {
 		case b = <-c.replies:
 		case <-c.done:
 			return
+		default:
+			c.wmu.Lock()
+			if len(c.out) == 0 && len(c.replies) == 0 {
+				c.writing = false
+				c.wmu.Unlock()
+				return
+			}
+			c.wmu.Unlock()
+			continue
 		}
 		if !c.write(b) {
 			return

@@ -1,8 +1,12 @@
 package ocpp
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -258,20 +262,26 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, http.StatusServiceUnavailable, refusedShutdown, "shutting down")
 		return
 	}
-	defer s.gate.leave()
 	ip := remoteHost(r.RemoteAddr)
 	if counter, why := s.admit(cid, ip); why != "" {
+		s.gate.leave()
 		w.Header().Set("Retry-After", "10")
 		s.refuse(w, http.StatusServiceUnavailable, counter, why)
 		return
 	}
-	defer s.perIP.remove(ip, s.opts.MaxConnectionsPerIP)
+	served := false // once true, the reader goroutine gives back the gate ticket and ip's slot
+	defer func() {
+		if !served {
+			s.perIP.remove(ip, s.opts.MaxConnectionsPerIP)
+			s.gate.leave()
+		}
+	}()
 	c := newConn(s, cid, proto, r.RemoteAddr)
 	var subprotocols []string
 	if echo {
 		subprotocols = []string{string(proto)}
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
 		Subprotocols: subprotocols,
 		// Charge points send arbitrary Origin headers (or none); OCPP has
 		// no browser clients to protect, so the origin is not checked.
@@ -290,10 +300,49 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.ws = ws
 	s.attach(c) // counts it as connected before the handshake slot is given back
 	s.handshakes.Add(-1)
-	c.run()
-	s.mu.Lock()
-	delete(s.live, c)
-	s.mu.Unlock()
+	// The reader gets a goroutine of its own and net/http's returns: the
+	// handshake grew that one's stack to 16 KiB, which an idle charge
+	// point would otherwise keep for its whole connection.
+	served = true
+	go func() {
+		defer s.gate.leave()
+		defer s.perIP.remove(ip, s.opts.MaxConnectionsPerIP)
+		c.run()
+		s.mu.Lock()
+		delete(s.live, c)
+		s.mu.Unlock()
+	}()
+}
+
+// smallBuffers hands coder/websocket smaller buffers than net/http's
+// 4 KiB reader and writer, which it would keep for the connection's life:
+// OCPP frames are small, and 6 KiB per idle charge point adds up at
+// 20,000 of them. Bytes net/http has already read past the request stay
+// in front of the new reader.
+type smallBuffers struct{ http.ResponseWriter }
+
+const connBufferSize = 1 << 10
+
+// Hijack implements http.Hijacker.
+func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	pending := brw.Reader.Buffered()
+	if pending > connBufferSize {
+		return nc, brw, nil // a client in a hurry: keep what net/http read
+	}
+	var src io.Reader = nc
+	if pending > 0 {
+		early, _ := brw.Reader.Peek(pending)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), nc)
+	}
+	r := bufio.NewReaderSize(src, connBufferSize)
+	if pending > 0 {
+		r.Peek(pending) // into the buffer, where coder/websocket looks for them; no read of nc
+	}
+	return nc, bufio.NewReadWriter(r, bufio.NewWriterSize(nc, connBufferSize)), nil
 }
 
 // admit applies the connection bounds before the upgrade and, when they
