@@ -214,6 +214,9 @@ func TestMQTTSessionBounds(t *testing.T) {
 	for i := range 20 {
 		pub.publish(t, "q/x", fmt.Sprintf("m%d", i), 1, false)
 	}
+	// mochi fans a QoS 1 message out after its PUBACK, on the publisher's
+	// goroutine; the PUBACK of the next packet means m19's fan-out is done.
+	pub.publish(t, "barrier", "", 1, false)
 	got := make(chan string, 100)
 	connectV5(t, b.Addr(ListenerMQTT), &paho.Connect{ClientID: "sleeper", CleanStart: false, Properties: props},
 		paho.ClientConfig{OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
