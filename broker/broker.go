@@ -12,6 +12,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -530,6 +531,9 @@ type Stats struct {
 	// MQTTPacketTooLarge counts MQTT connections closed for a packet over
 	// mqtt.max_packet_size.
 	MQTTPacketTooLarge uint64 `json:"mqtt_packet_too_large"`
+	// Goroutines is the process's goroutine count now: what a soak test
+	// watches for leaks, and the cost per charge point (docs/BENCHMARKS.md).
+	Goroutines int `json:"goroutines"`
 }
 
 // refusal names a connection refused by the broker's listeners.
@@ -565,6 +569,7 @@ func (b *Broker) Stats() Stats {
 		ResponseTopicsIgnored: b.bridge.responseIgnored.Load(),
 		Refused:               b.counts.snapshot(),
 		MQTTPacketTooLarge:    b.counts.packetTooLarge.Load(),
+		Goroutines:            runtime.NumGoroutine(),
 	}
 }
 
