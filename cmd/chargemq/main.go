@@ -98,6 +98,7 @@ func (p *program) app() *cli.App {
 				Usage:  "print version, commit and Go version",
 				Action: p.versionAction,
 			},
+			p.simCommand(),
 		},
 	}
 }
