@@ -19,6 +19,7 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Timeout bounds every wait of the helpers (connect, acknowledgements, reads, expected
@@ -49,7 +50,22 @@ func StartServer(t testing.TB, hooks ...mqtt.Hook) (*mqtt.Server, string) {
 	if err := srv.Serve(); err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	t.Cleanup(func() { _ = srv.Close() })
+	t.Cleanup(func() {
+		// mochi v2.7.9's Close disconnects a listener's clients through
+		// Clients.GetByListener, which takes the clients' read lock twice and
+		// deadlocks when a client disconnects in between, as a test's own
+		// clients do in their cleanups. Close the listener first with a
+		// closer that works on one copied list, as the broker does.
+		srv.Listeners.Close("tcp", func(id string) {
+			for _, cl := range srv.Clients.GetAll() {
+				if cl.Net.Listener == id && !cl.Closed() {
+					_ = srv.DisconnectClient(cl, packets.ErrServerShuttingDown)
+				}
+			}
+		})
+		srv.Listeners.Delete("tcp")
+		_ = srv.Close()
+	})
 	return srv, ln.Addr().String()
 }
 
