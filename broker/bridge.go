@@ -77,6 +77,9 @@ type bridge struct {
 	// errors its commands cause (*mqtt.Client → *logSampler); an entry
 	// lives as long as its connection.
 	refusals sync.Map
+	// drops samples, per subscriber, the log lines of messages mochi
+	// dropped for it (*mqtt.Client → *logSampler).
+	drops sync.Map
 }
 
 // logSampler decides which of a stream of similar events is logged at
@@ -100,7 +103,10 @@ func (s *logSampler) next() (slog.Level, uint64) {
 }
 
 // forget drops what the bridge keeps for an MQTT client that went away.
-func (b *bridge) forget(cl *mqtt.Client) { b.refusals.Delete(cl) }
+func (b *bridge) forget(cl *mqtt.Client) {
+	b.refusals.Delete(cl)
+	b.drops.Delete(cl)
+}
 
 // replyTo is where an MQTT 5 requester asked for the final message of its
 // command (Response Topic and Correlation Data); it rides as Command.Ref.
@@ -329,4 +335,32 @@ func (r *reasonCounters) snapshot() map[string]uint64 {
 		out[string(k)] = v
 	}
 	return out
+}
+
+// dropLog is the broker's own small mochi hook: it logs the messages
+// mochi drops for a subscriber whose queue is full, which mochi does
+// silently, sampled per subscriber. Counting is mochi's (Stats.MQTTDropped).
+type dropLog struct {
+	mqtt.HookBase
+	bridge *bridge
+}
+
+// ID names the hook in mochi's logs.
+func (h *dropLog) ID() string { return "chargemq-drops" }
+
+// Provides tells mochi the hook handles dropped publishes only.
+func (h *dropLog) Provides(b byte) bool { return b == mqtt.OnPublishDropped }
+
+// OnPublishDropped logs a message lost to a subscriber that fell behind.
+func (h *dropLog) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	v, ok := h.bridge.drops.Load(cl)
+	if !ok {
+		v, _ = h.bridge.drops.LoadOrStore(cl, new(logSampler))
+	}
+	level, n := v.(*logSampler).next()
+	if level == slog.LevelInfo {
+		level = slog.LevelWarn
+	}
+	h.bridge.log.Log(context.Background(), level, "message dropped: subscriber too slow (mqtt.max_queued_messages waiting)",
+		"client", cl.ID, "topic", pk.TopicName, "dropped_so_far", n)
 }

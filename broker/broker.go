@@ -206,7 +206,7 @@ func New(opts Options) (*Broker, error) {
 	caps.MaximumPacketSize = uint32(opts.MQTT.MaxPacketSize)
 	caps.MaximumSessionExpiryInterval = uint32(opts.MQTT.MaxSessionExpiry / time.Second)
 	caps.MaximumClients = int64(opts.MQTT.MaxClients)
-	mlog := slog.New(mochiLogHandler{log.Handler()}).With("component", "mqtt")
+	mlog := slog.New(newMochiLogHandler(log.Handler())).With("component", "mqtt")
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: mlog})
 
 	b := &Broker{opts: opts, log: log, mqtt: srv, addrs: make(map[string]net.Addr)}
@@ -245,7 +245,7 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, h := range []mqtt.Hook{acl, rt} {
+	for _, h := range []mqtt.Hook{acl, rt, &dropLog{bridge: b.bridge}} {
 		if err := srv.AddHook(h, nil); err != nil {
 			return nil, err
 		}
@@ -531,6 +531,10 @@ type Stats struct {
 	// MQTTPacketTooLarge counts MQTT connections closed for a packet over
 	// mqtt.max_packet_size.
 	MQTTPacketTooLarge uint64 `json:"mqtt_packet_too_large"`
+	// MQTTDropped counts messages mochi dropped for a subscriber that fell
+	// behind (mqtt.max_queued_messages waiting) or a session whose store
+	// was full; each is also logged, sampled per subscriber.
+	MQTTDropped uint64 `json:"mqtt_dropped"`
 	// Goroutines is the process's goroutine count now: what a soak test
 	// watches for leaks, and the cost per charge point (docs/BENCHMARKS.md).
 	Goroutines int `json:"goroutines"`
@@ -569,7 +573,9 @@ func (b *Broker) Stats() Stats {
 		ResponseTopicsIgnored: b.bridge.responseIgnored.Load(),
 		Refused:               b.counts.snapshot(),
 		MQTTPacketTooLarge:    b.counts.packetTooLarge.Load(),
-		Goroutines:            runtime.NumGoroutine(),
+		MQTTDropped: uint64(atomic.LoadInt64(&b.mqtt.Info.MessagesDropped)) +
+			uint64(atomic.LoadInt64(&b.mqtt.Info.InflightDropped)),
+		Goroutines: runtime.NumGoroutine(),
 	}
 }
 

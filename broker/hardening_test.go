@@ -444,3 +444,40 @@ func TestShutdownEndsWhateverPeersDo(t *testing.T) {
 	}
 	waitClosed(t, silent, "MQTT connection without CONNECT")
 }
+
+// TestDroppedMessagesAreCountedAndLogged: a subscriber that stops reading
+// loses messages once mqtt.max_queued_messages wait for it; the loss is
+// counted and logged (sampled), never silent.
+func TestDroppedMessagesAreCountedAndLogged(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	b := startBroker(t, func(o *Options) {
+		o.MQTT.MaxQueuedMessages = 5
+		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	})
+	// A 3.1.1 subscriber that never reads its socket.
+	c, code := rawConnect(t, b.Addr(ListenerMQTT), "stalled")
+	if code != 0 {
+		t.Fatalf("CONNACK %d", code)
+	}
+	sub := []byte{0x82, 0, 0, 1, 0, 3, 'd', '/', '#', 0}
+	sub[1] = byte(len(sub) - 2)
+	if _, err := c.Write(sub); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 5)); err != nil { // SUBACK; nothing is read after it
+		t.Fatal(err)
+	}
+	pub := dialMQTT(t, b.Addr(ListenerMQTT), "publisher")
+	payload := string(bytes.Repeat([]byte("x"), 32<<10))
+	for i := 0; b.Stats().MQTTDropped < 100; i++ {
+		if i == 5000 {
+			t.Fatalf("no drops after 5,000 messages of 32 KiB: %+v", b.Stats())
+		}
+		pub.publish(t, "d/x", payload, 0, false)
+	}
+	if got := logs.lines("message dropped"); got == 0 || got > 13 {
+		t.Fatalf("%d log lines for %d drops", got, b.Stats().MQTTDropped)
+	}
+}

@@ -250,23 +250,23 @@ var supported = []Protocol{OCPP16}
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cid, why := s.chargePointID(r)
 	if why != "" {
-		s.refuse(w, http.StatusBadRequest, refusedBadID, why)
+		s.refuse(w, r, http.StatusBadRequest, refusedBadID, why)
 		return
 	}
 	proto, echo, why := s.negotiate(r)
 	if why != "" {
-		s.refuse(w, http.StatusBadRequest, refusedSubprotocol, why)
+		s.refuse(w, r, http.StatusBadRequest, refusedSubprotocol, why)
 		return
 	}
 	if !s.gate.enter() {
-		s.refuse(w, http.StatusServiceUnavailable, refusedShutdown, "shutting down")
+		s.refuse(w, r, http.StatusServiceUnavailable, refusedShutdown, "shutting down")
 		return
 	}
 	ip := remoteHost(r.RemoteAddr)
 	if counter, why := s.admit(cid, ip); why != "" {
 		s.gate.leave()
 		w.Header().Set("Retry-After", "10")
-		s.refuse(w, http.StatusServiceUnavailable, counter, why)
+		s.refuse(w, r, http.StatusServiceUnavailable, counter, why)
 		return
 	}
 	served := false // once true, the reader goroutine gives back the gate ticket and ip's slot
@@ -425,8 +425,18 @@ func (s *Server) negotiate(r *http.Request) (p Protocol, echo bool, why string) 
 	return "", false, "no supported subprotocol offered (supported: " + string(OCPP16) + ")"
 }
 
-func (s *Server) refuse(w http.ResponseWriter, status int, counter refusal, why string) {
-	s.stats.refused(counter)
+// refuse answers a handshake with an HTTP error and counts it. Refusals
+// of each kind are logged at INFO for the first few, then one in
+// refusedLogEvery with the running count, so a reconnect storm or a
+// scanner cannot flood the log.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, counter refusal, why string) {
+	n := s.stats.refused(counter)
+	level := slog.LevelDebug
+	if n <= refusedLogFirst || n%refusedLogEvery == 0 {
+		level = slog.LevelInfo
+	}
+	s.log.Log(r.Context(), level, "handshake refused", "reason", refusalNames[counter], "status", status,
+		"remote", r.RemoteAddr, "path", r.URL.EscapedPath(), "error", why, "refused_so_far", n)
 	http.Error(w, why, status)
 }
 

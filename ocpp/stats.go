@@ -49,7 +49,7 @@ type counters struct {
 
 func (c *counters) in(k inCounter)    { c.frameIn[k].Add(1) }
 func (c *counters) out(t MessageType) { c.frameOut[t].Add(1) }
-func (c *counters) refused(r refusal) { c.refusals[r].Add(1) }
+func (c *counters) refused(r refusal) uint64 { return c.refusals[r].Add(1) }
 
 // Stats is a snapshot of what the OCPP server has counted since it started.
 type Stats struct {
