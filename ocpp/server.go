@@ -245,8 +245,9 @@ func NewServer(opts Options) *Server {
 // supported lists the subprotocols the server speaks, in its preference.
 var supported = []Protocol{OCPP16}
 
-// ServeHTTP performs the handshake and then runs the connection's reader
-// until it ends [OCPP-J 1.6 §3].
+// ServeHTTP performs the handshake [OCPP-J 1.6 §3] within the connection
+// bounds, attaches the charge point and starts the connection's reader,
+// which the server's gate accounts for until it ends.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cid, why := s.chargePointID(r)
 	if why != "" {
