@@ -164,6 +164,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// noForcedExpiry is mochi's MaximumMessageExpiryInterval, in seconds: so
+// long that nothing is ever removed for its age alone (not 0, which mochi
+// reads as "expire QoS 2 acknowledgements at once").
+const noForcedExpiry = 100 * 365 * 24 * 60 * 60
+
 // Broker is a running chargemq: the MQTT broker, the OCPP server and the
 // HTTP endpoints.
 type Broker struct {
@@ -206,6 +211,11 @@ func New(opts Options) (*Broker, error) {
 	caps.MaximumPacketSize = uint32(opts.MQTT.MaxPacketSize)
 	caps.MaximumSessionExpiryInterval = uint32(opts.MQTT.MaxSessionExpiry / time.Second)
 	caps.MaximumClients = int64(opts.MQTT.MaxClients)
+	// mochi deletes every retained message older than this (default one
+	// day), whatever its own expiry says: a charge point online for more
+	// than a day would lose its retained presence. A message's own
+	// Message Expiry Interval still applies.
+	caps.MaximumMessageExpiryInterval = noForcedExpiry
 	mlog := slog.New(newMochiLogHandler(log.Handler())).With("component", "mqtt")
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: mlog})
 

@@ -246,3 +246,15 @@ func TestManyChargePointsRace(t *testing.T) {
 		t.Fatalf("%d of %d commands ended: %v", r.finals, cps*rounds*2, r.err)
 	}
 }
+
+// TestRetainedPresenceNeverAgesOut: mochi, by default, deletes retained
+// messages older than a day regardless of their expiry, which would drop
+// the presence of a charge point connected for longer. The broker turns
+// that off (time cannot be faked here, so the setting is what is checked).
+func TestRetainedPresenceNeverAgesOut(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t, nil)
+	if got := b.MQTT().Options.Capabilities.MaximumMessageExpiryInterval; got < 10*365*24*3600 {
+		t.Fatalf("mochi forces retained messages out after %d s", got)
+	}
+}
