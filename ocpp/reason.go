@@ -17,6 +17,10 @@ const (
 	ReasonIdleTimeout      Reason = "idle_timeout"      // no OCPP frame within idle_timeout
 	ReasonHeartbeatTimeout Reason = "heartbeat_timeout" // silent for the heartbeat window
 	ReasonKicked           Reason = "kicked"            // closed by an operator
+	// ReasonAuthRevoked: the charge point's credentials were revoked or
+	// changed while it was connected (Server.Revoke, Server.RevokeWhere),
+	// closed 1008. It must authenticate again to come back.
+	ReasonAuthRevoked Reason = "auth_revoked"
 )
 
 // Why a downstream command got a gateway error instead of an answer.

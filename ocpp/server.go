@@ -79,6 +79,17 @@ type Options struct {
 	// override rule chose it, the rule (logged once per connection). nil
 	// checks everything.
 	Checking func(cid string) (mode Checking, rule string)
+	// Authenticate decides, before the WebSocket upgrade, whether a charge
+	// point may connect, from the HTTP Basic credentials it presents (OCPP
+	// security profile 1). nil admits every charge point, as when no
+	// credentials are configured (the embedder should warn that none is
+	// authenticated). It is called once per handshake, after the id and
+	// subprotocol checks and before the connection bounds, from the
+	// request's goroutine, never after Shutdown has begun (Shutdown waits
+	// for the calls under way). It must be safe for concurrent use and
+	// should not block for long: a slow one holds the charge point's
+	// request, and no handshake slot bounds how many run at once.
+	Authenticate func(a AuthRequest) AuthResult
 	// Handler receives what happens; required.
 	Handler Handler
 	// Logger receives the server's logs (default slog.Default()).
@@ -171,12 +182,18 @@ type Handler interface {
 	CommandFailed(cid string, cmd *Command, err *GatewayError)
 }
 
-// SessionInfo describes one connection of a charge point.
+// SessionInfo describes one connection of a charge point. It is fixed for
+// the connection's life.
 type SessionInfo struct {
 	CID         string    `json:"cid"`
 	Protocol    Protocol  `json:"protocol"`
 	Remote      string    `json:"remote"`
 	ConnectedAt time.Time `json:"connected_at"`
+	// Username is the user Options.Authenticate admitted the charge point
+	// as, so that RevokeWhere can find the connections of a user whose
+	// credentials changed. Empty when Authenticate is nil (a name nobody
+	// checked is not recorded) or admitted it without credentials.
+	Username string `json:"username,omitempty"`
 }
 
 // Inbound is a frame from a charge point with what the gateway knows of it.
@@ -234,6 +251,9 @@ type Server struct {
 	// live is every connection between attach and the end of its run,
 	// including replaced ones still closing, so Close can force them.
 	live map[*conn]struct{}
+	// revoked remembers the last revocations for the handshakes they
+	// overlapped (auth.go); written under mu.
+	revoked revocations
 }
 
 // NewServer returns a Server; opts.Handler is required.
@@ -248,6 +268,16 @@ var supported = []Protocol{OCPP16}
 // ServeHTTP performs the handshake [OCPP-J 1.6 §3] within the connection
 // bounds, attaches the charge point and starts the connection's reader,
 // which the server's gate accounts for until it ends.
+//
+// The checks run cheapest and least privileged first: the id and the
+// subprotocol (400, no state touched); the gate (503 once Shutdown began,
+// so Authenticate is never called after it); the credentials (401, or 429
+// in a failed-login back-off); only then the connection bounds, which take
+// a handshake slot and a slot of the remote address (503). Authenticating
+// before the bounds keeps a flood of unauthenticated requests from taking
+// the handshake and per-address slots that charge points with valid
+// credentials need, and tells a client without credentials nothing about
+// the gateway's load.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cid, why := s.chargePointID(r)
 	if why != "" {
@@ -264,20 +294,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := remoteHost(r.RemoteAddr)
-	if counter, why := s.admit(cid, ip); why != "" {
+	// admitted: admit took ip's slot. served: the reader goroutine gives
+	// back the gate ticket and ip's slot. Deferred, so that a panicking
+	// Authenticate cannot keep Shutdown waiting for the ticket.
+	admitted, served := false, false
+	defer func() {
+		if served {
+			return
+		}
+		if admitted {
+			s.perIP.remove(ip, s.opts.MaxConnectionsPerIP)
+		}
 		s.gate.leave()
+	}()
+	// Read before Authenticate: a revocation from here on may have been
+	// missed by the credentials check, and is applied once c is attached.
+	revocationsBefore := s.revoked.count.Load()
+	username, ok := s.authenticate(w, r, cid, ip)
+	if !ok {
+		return
+	}
+	if counter, why := s.admit(cid, ip); why != "" {
 		w.Header().Set("Retry-After", "10")
 		s.refuse(w, r, http.StatusServiceUnavailable, counter, why)
 		return
 	}
-	served := false // once true, the reader goroutine gives back the gate ticket and ip's slot
-	defer func() {
-		if !served {
-			s.perIP.remove(ip, s.opts.MaxConnectionsPerIP)
-			s.gate.leave()
-		}
-	}()
+	admitted = true
 	c := newConn(s, cid, proto, r.RemoteAddr)
+	c.info.Username = username
 	var subprotocols []string
 	if echo {
 		subprotocols = []string{string(proto)}
@@ -313,6 +357,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		delete(s.live, c)
 		s.mu.Unlock()
 	}()
+	if s.revokedSince(revocationsBefore, c.info) {
+		c.shut(ReasonAuthRevoked, websocket.StatusPolicyViolation)
+	}
 }
 
 // smallBuffers hands coder/websocket smaller buffers than net/http's
@@ -367,17 +414,7 @@ func (s *Server) admit(cid, ip string) (refusal, string) {
 }
 
 // isConnected reports whether charge point cid has a connection now.
-func (s *Server) isConnected(cid string) bool {
-	s.mu.RLock()
-	st := s.stations[cid]
-	s.mu.RUnlock()
-	if st == nil {
-		return false
-	}
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.conn != nil
-}
+func (s *Server) isConnected(cid string) bool { return s.current(cid) != nil }
 
 // chargePointID takes the id from the escaped path, so that "a%2Fb" is
 // refused as containing "/" instead of being cleaned into another path.
@@ -429,15 +466,18 @@ func (s *Server) negotiate(r *http.Request) (p Protocol, echo bool, why string) 
 // refuse answers a handshake with an HTTP error and counts it. Refusals
 // of each kind are logged at INFO for the first few, then one in
 // refusedLogEvery with the running count, so a reconnect storm or a
-// scanner cannot flood the log.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, counter refusal, why string) {
+// scanner cannot flood the log. why is both logged and sent to the
+// client; attrs are logged only. Neither may hold a secret: no request
+// header is logged.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, status int, counter refusal, why string, attrs ...any) {
 	n := s.stats.refused(counter)
 	level := slog.LevelDebug
 	if n <= refusedLogFirst || n%refusedLogEvery == 0 {
 		level = slog.LevelInfo
 	}
-	s.log.Log(r.Context(), level, "handshake refused", "reason", refusalNames[counter], "status", status,
-		"remote", r.RemoteAddr, "path", r.URL.EscapedPath(), "error", why, "refused_so_far", n)
+	args := append([]any{"reason", refusalNames[counter], "status", status,
+		"remote", r.RemoteAddr, "path", r.URL.EscapedPath(), "error", why}, attrs...)
+	s.log.Log(r.Context(), level, "handshake refused", append(args, "refused_so_far", n)...)
 	http.Error(w, why, status)
 }
 
@@ -509,7 +549,11 @@ func (s *Server) attach(c *conn) {
 	st.mu.Unlock()
 
 	s.stats.connected.Add(1)
-	c.log.Info("charge point connected", "protocol", c.info.Protocol, "remote", c.info.Remote, "takeover", old != nil)
+	args := []any{"protocol", c.info.Protocol, "remote", c.info.Remote, "takeover", old != nil}
+	if c.info.Username != "" {
+		args = append(args, "username", c.info.Username)
+	}
+	c.log.Info("charge point connected", args...)
 	s.opts.Handler.Connected(c.info)
 	if old != nil {
 		old.log.Warn("charge point replaced by a new connection", "remote", old.info.Remote, "new_remote", c.info.Remote)
@@ -630,20 +674,42 @@ func (s *Server) fail(cid string, cmd *Command, err *GatewayError) {
 // Kick closes charge point cid's connection, as an operator would. It
 // reports false when the charge point is not connected.
 func (s *Server) Kick(cid string) bool {
-	s.mu.RLock()
-	st := s.stations[cid]
-	s.mu.RUnlock()
-	if st == nil {
-		return false
-	}
-	st.mu.Lock()
-	c := st.conn
-	st.mu.Unlock()
+	c := s.current(cid)
 	if c == nil {
 		return false
 	}
 	c.shut(ReasonKicked, websocket.StatusPolicyViolation)
 	return true
+}
+
+// current returns charge point cid's connection, or nil.
+func (s *Server) current(cid string) *conn {
+	s.mu.RLock()
+	st := s.stations[cid]
+	s.mu.RUnlock()
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.conn
+}
+
+// connections returns every charge point's current connection, taken
+// under the locks and handed back without them, so that the caller may
+// close them (or call out) without holding any.
+func (s *Server) connections() []*conn {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	conns := make([]*conn, 0, len(s.stations))
+	for _, st := range s.stations {
+		st.mu.Lock()
+		if st.conn != nil {
+			conns = append(conns, st.conn)
+		}
+		st.mu.Unlock()
+	}
+	return conns
 }
 
 // Sessions lists the connected charge points.
@@ -669,17 +735,7 @@ func (s *Server) Sessions() []SessionInfo {
 // what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.gate.close()
-	s.mu.RLock()
-	var conns []*conn
-	for _, st := range s.stations {
-		st.mu.Lock()
-		if st.conn != nil {
-			conns = append(conns, st.conn)
-		}
-		st.mu.Unlock()
-	}
-	s.mu.RUnlock()
-	for _, c := range conns {
+	for _, c := range s.connections() {
 		c.shut(ReasonShutdown, websocket.StatusGoingAway)
 	}
 	err := s.gate.wait(ctx)

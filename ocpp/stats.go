@@ -34,11 +34,13 @@ const (
 	refusedMaxConnections
 	refusedHandshakes
 	refusedPerIP
+	refusedUnauthorized
+	refusedAuthBackoff
 	numRefusals
 )
 
 var refusalNames = [numRefusals]string{"bad_id", "bad_subprotocol", "upgrade_failed", "shutting_down",
-	"max_connections", "max_handshakes", "max_connections_per_ip"}
+	"max_connections", "max_handshakes", "max_connections_per_ip", "unauthorized", "auth_backoff"}
 
 type counters struct {
 	connected atomic.Int64
@@ -47,8 +49,8 @@ type counters struct {
 	refusals  [numRefusals]atomic.Uint64
 }
 
-func (c *counters) in(k inCounter)    { c.frameIn[k].Add(1) }
-func (c *counters) out(t MessageType) { c.frameOut[t].Add(1) }
+func (c *counters) in(k inCounter)           { c.frameIn[k].Add(1) }
+func (c *counters) out(t MessageType)        { c.frameOut[t].Add(1) }
 func (c *counters) refused(r refusal) uint64 { return c.refusals[r].Add(1) }
 
 // Stats is a snapshot of what the OCPP server has counted since it started.
@@ -63,7 +65,11 @@ type Stats struct {
 	FramesIn map[string]uint64 `json:"frames_in"`
 	// FramesOut counts frames sent to charge points by type.
 	FramesOut map[string]uint64 `json:"frames_out"`
-	// Refused counts handshakes refused, by reason.
+	// Refused counts handshakes refused, by reason: bad_id,
+	// bad_subprotocol, upgrade_failed, shutting_down, max_connections,
+	// max_handshakes, max_connections_per_ip, unauthorized (401: missing
+	// or wrong credentials) and auth_backoff (429: in a failed-login
+	// back-off).
 	Refused map[string]uint64 `json:"refused"`
 	// SchemaFailures counts frames and commands that failed their schema.
 	SchemaFailures []SchemaFailure `json:"schema_failures"`
