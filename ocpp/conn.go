@@ -1,10 +1,10 @@
 package ocpp
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,11 +31,12 @@ type conn struct {
 	out     chan []byte   // frames from other goroutines (answers, commands) for the writer
 	replies chan []byte   // CALLERRORs the reader makes itself for the writer
 	done    chan struct{} // closed by shut
-	// readCtx is the reader's context; drop cancels it, which makes the
-	// library close the socket at once, whatever close handshake is under
-	// way (Server.Close).
-	readCtx context.Context
-	drop    context.CancelFunc
+	// raw is the socket under the WebSocket (set at the hijack): closing it
+	// ends whatever the library is doing, a close handshake included
+	// (Server.Close). A cancellable read context would do the same, but
+	// the library registers a callback on it for every read: 1.5 KiB per
+	// idle charge point.
+	raw net.Conn
 
 	shutOnce sync.Once
 	reason   Reason // why shut was called; read after done is closed
@@ -86,7 +87,6 @@ func newConn(s *Server, cid string, p Protocol, remote string) *conn {
 		replies: make(chan []byte, repliesSize),
 		done:    make(chan struct{}),
 	}
-	c.readCtx, c.drop = context.WithCancel(context.Background())
 	var rule string
 	c.validator, c.checks, rule = s.validator(cid, p)
 	if rule != "" {
@@ -95,9 +95,9 @@ func newConn(s *Server, cid string, p Protocol, remote string) *conn {
 	return c
 }
 
-// run reads frames until the connection ends, then detaches it and waits
-// for the connection's other goroutines.
-func (c *conn) run() {
+// run starts the connection's reader; when the connection has ended, its
+// state is detached, its other goroutines waited for, and done called.
+func (c *conn) run(done func()) {
 	c.startWatchdog()
 	if every := c.srv.opts.PingInterval; every > 0 {
 		c.wg.Add(1)
@@ -106,7 +106,46 @@ func (c *conn) run() {
 			c.pingLoop(every)
 		}()
 	}
-	reason := c.readLoop()
+	c.read(done)
+}
+
+// read reads and handles one frame, then hands the connection to a fresh
+// goroutine for the next. Handling a frame (parse, schema check, the MQTT
+// publish) grows a goroutine's stack to 8 KiB, which the runtime does not
+// shrink while it waits in the library's read: an idle charge point would
+// keep it for its connection's life. A fresh goroutine waits on a 4 KiB
+// stack; one goroutine start per frame is the price. Only one of these
+// goroutines runs at a time.
+//
+// A frame's buffer comes from the server's pool once the frame has begun
+// to arrive and goes back when it has been handled (ParseFrame copies
+// what it keeps), so an idle charge point holds none.
+func (c *conn) read(done func()) {
+	typ, r, err := c.ws.Reader(context.Background())
+	if err != nil {
+		c.finish(c.readError(err), done)
+		return
+	}
+	buf := c.srv.frameBuffer()
+	if _, err := buf.ReadFrom(r); err != nil {
+		c.srv.recycle(buf)
+		c.finish(c.readError(err), done)
+		return
+	}
+	if typ != websocket.MessageText {
+		c.srv.recycle(buf)
+		c.srv.stats.in(inBinary)
+		c.shut(ReasonBinaryFrame, websocket.StatusUnsupportedData)
+		c.finish(ReasonBinaryFrame, done)
+		return
+	}
+	c.handle(buf.Bytes())
+	c.srv.recycle(buf)
+	go c.read(done)
+}
+
+// finish ends the connection once its reader has stopped.
+func (c *conn) finish(reason Reason, done func()) {
 	c.shut(reason, websocket.StatusNormalClosure)
 	c.stopWatchdog()
 	c.srv.detach(c, c.reason)
@@ -114,31 +153,7 @@ func (c *conn) run() {
 	c.ended = true
 	c.wmu.Unlock()
 	c.wg.Wait()
-}
-
-func (c *conn) readLoop() Reason {
-	defer c.drop()
-	ctx := c.readCtx
-	var buf bytes.Buffer
-	for {
-		typ, r, err := c.ws.Reader(ctx)
-		if err == nil {
-			buf.Reset()
-			_, err = buf.ReadFrom(r)
-		}
-		if err != nil {
-			return c.readError(err)
-		}
-		if typ != websocket.MessageText {
-			c.srv.stats.in(inBinary)
-			c.shut(ReasonBinaryFrame, websocket.StatusUnsupportedData)
-			return ReasonBinaryFrame
-		}
-		c.handle(buf.Bytes())
-		if buf.Cap() > 4<<10 {
-			buf = bytes.Buffer{} // do not keep a large frame's buffer for the connection's life
-		}
-	}
+	done()
 }
 
 // readError maps the reader's error to why the connection ended.

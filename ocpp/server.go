@@ -251,6 +251,8 @@ type Server struct {
 	// live is every connection between attach and the end of its run,
 	// including replaced ones still closing, so Close can force them.
 	live map[*conn]struct{}
+	// frames pools the buffers readers read frames into.
+	frames sync.Pool
 	// revoked remembers the last revocations for the handshakes they
 	// overlapped (auth.go); written under mu.
 	revoked revocations
@@ -326,7 +328,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if echo {
 		subprotocols = []string{string(proto)}
 	}
-	ws, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallBuffers{w, c}, r, &websocket.AcceptOptions{
 		Subprotocols: subprotocols,
 		// Charge points send arbitrary Origin headers (or none); OCPP has
 		// no browser clients to protect, so the origin is not checked.
@@ -349,17 +351,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// handshake grew that one's stack to 16 KiB, which an idle charge
 	// point would otherwise keep for its whole connection.
 	served = true
-	go func() {
-		defer s.gate.leave()
-		defer s.perIP.remove(ip, s.opts.MaxConnectionsPerIP)
-		c.run()
+	go c.run(func() {
 		s.mu.Lock()
 		delete(s.live, c)
 		s.mu.Unlock()
-	}()
+		s.perIP.remove(ip, s.opts.MaxConnectionsPerIP)
+		s.gate.leave()
+	})
 	if s.revokedSince(revocationsBefore, c.info) {
 		c.shut(ReasonAuthRevoked, websocket.StatusPolicyViolation)
 	}
+}
+
+// frameBuffer returns an empty buffer to read a frame into.
+func (s *Server) frameBuffer() *bytes.Buffer {
+	if b, ok := s.frames.Get().(*bytes.Buffer); ok {
+		return b
+	}
+	return new(bytes.Buffer)
+}
+
+// recycle gives a frame buffer back, unless a large frame grew it: the
+// pool should not keep max_frame_size buffers around for small frames.
+func (s *Server) recycle(b *bytes.Buffer) {
+	if b.Cap() > 4<<10 {
+		return
+	}
+	b.Reset()
+	s.frames.Put(b)
 }
 
 // smallBuffers hands coder/websocket smaller buffers than net/http's
@@ -367,7 +386,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // OCPP frames are small, and 6 KiB per idle charge point adds up at
 // 20,000 of them. Bytes net/http has already read past the request stay
 // in front of the new reader.
-type smallBuffers struct{ http.ResponseWriter }
+type smallBuffers struct {
+	http.ResponseWriter
+	c *conn // gets the socket, for Server.Close
+}
 
 const connBufferSize = 1 << 10
 
@@ -377,6 +399,7 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	w.c.raw = nc
 	pending := brw.Reader.Buffered()
 	if pending > connBufferSize {
 		return nc, brw, nil // a client in a hurry: keep what net/http read
@@ -756,7 +779,7 @@ func (s *Server) Close(ctx context.Context) (int, error) {
 	s.mu.RUnlock()
 	for _, c := range conns {
 		c.shut(ReasonShutdown, websocket.StatusGoingAway)
-		c.drop()
+		c.raw.Close()
 	}
 	err := s.gate.wait(ctx)
 	s.failHeld()

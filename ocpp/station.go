@@ -33,8 +33,9 @@ type station struct {
 	heldBytes int64
 	expiry    *time.Timer
 	// late remembers the last few calls that timed out, so their answers can
-	// still be published, marked late, with their action.
-	late [lateMemory]pendingCall
+	// still be published, marked late, with their action; made at the first
+	// timeout (most charge points never have one).
+	late *[lateMemory]pendingCall
 	next int // next slot of late to overwrite
 }
 
@@ -232,6 +233,9 @@ func (st *station) timeout(f *inflight) {
 		return
 	}
 	st.inflight = nil
+	if st.late == nil {
+		st.late = new([lateMemory]pendingCall)
+	}
 	st.late[st.next] = pendingCall{id: f.cmd.Frame.UniqueID, action: f.cmd.Frame.Action}
 	st.next = (st.next + 1) % lateMemory
 	st.dispatchLocked()
@@ -283,7 +287,7 @@ func (st *station) matchAnswer(in *Inbound) {
 		st.dispatchLocked()
 		return
 	}
-	for i := range st.late {
+	for i := 0; st.late != nil && i < lateMemory; i++ {
 		if l := &st.late[i]; l.id == id && l.id != "" {
 			in.Late = true
 			in.Action = l.action
