@@ -3,16 +3,29 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"runtime/debug"
 
 	"github.com/chargemq/chargemq/broker"
 	"github.com/chargemq/chargemq/ocpp"
 )
+
+// defaultGCPercent is the binary's GOGC unless the environment sets one.
+const defaultGCPercent = 50
 
 // serve runs the broker with cfg until ctx is cancelled, then shuts it
 // down within shutdown_timeout: gracefully, then by force. A shutdown that
 // had to force something is logged by the broker and still ends serve
 // without an error (exit status 0): the process has stopped as asked.
 func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if os.Getenv("GOGC") == "" {
+		// A depot box holds thousands of idle connections: a heap that
+		// is mostly long-lived. Go's default lets the heap grow to twice
+		// what is live before collecting; half again is enough, and saves
+		// a quarter of the memory per charge point (docs/BENCHMARKS.md)
+		// for a little more GC work. GOGC set in the environment wins.
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	b, err := broker.New(brokerOptions(cfg, log))
 	if err != nil {
 		return err
