@@ -28,16 +28,30 @@ type V3Client struct {
 // connection.
 func DialV3(t testing.TB, addr, id string, will *packets.ConnectParams) (*V3Client, byte) {
 	t.Helper()
+	params := packets.ConnectParams{ClientIdentifier: id, Clean: true}
+	if will != nil {
+		params.WillFlag, params.WillTopic, params.WillPayload = true, will.WillTopic, will.WillPayload
+		params.WillQos, params.WillRetain = will.WillQos, will.WillRetain
+	}
+	return DialV3Params(t, addr, params)
+}
+
+// DialV3Params is DialV3 for a CONNECT the test spells out: credentials, a persistent session
+// (Clean false), a Will (WillFlag and the Will fields). An empty ProtocolName is "MQTT" and a zero
+// Keepalive 30 s.
+func DialV3Params(t testing.TB, addr string, params packets.ConnectParams) (*V3Client, byte) {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
 	c := &V3Client{conn: conn, r: bufio.NewReader(conn)}
-	params := packets.ConnectParams{ProtocolName: []byte("MQTT"), ClientIdentifier: id, Clean: true, Keepalive: 30}
-	if will != nil {
-		params.WillFlag, params.WillTopic, params.WillPayload = true, will.WillTopic, will.WillPayload
-		params.WillQos, params.WillRetain = will.WillQos, will.WillRetain
+	if len(params.ProtocolName) == 0 {
+		params.ProtocolName = []byte("MQTT")
+	}
+	if params.Keepalive == 0 {
+		params.Keepalive = 30
 	}
 	c.Send(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, Connect: params})
 	pk, err := c.Read()
@@ -48,8 +62,8 @@ func DialV3(t testing.TB, addr, id string, will *packets.ConnectParams) (*V3Clie
 }
 
 // Send encodes pk as MQTT 3.1.1 and writes it, for packets the other helpers do not build (a
-// retained publish, say). Only CONNECT, PUBLISH, SUBSCRIBE and PUBREL can be encoded; anything
-// else, or a failed write, fails the test.
+// retained publish, say). Only CONNECT, PUBLISH, PUBACK, PUBREL, SUBSCRIBE and DISCONNECT can be
+// encoded; anything else, or a failed write, fails the test.
 func (c *V3Client) Send(t testing.TB, pk packets.Packet) {
 	t.Helper()
 	pk.ProtocolVersion = 4
@@ -62,8 +76,12 @@ func (c *V3Client) Send(t testing.TB, pk packets.Packet) {
 		err = pk.PublishEncode(&buf)
 	case packets.Subscribe:
 		err = pk.SubscribeEncode(&buf)
+	case packets.Puback:
+		err = pk.PubackEncode(&buf)
 	case packets.Pubrel:
 		err = pk.PubrelEncode(&buf)
+	case packets.Disconnect:
+		err = pk.DisconnectEncode(&buf)
 	default:
 		err = fmt.Errorf("cannot encode type %d", pk.FixedHeader.Type)
 	}
@@ -84,6 +102,46 @@ func (c *V3Client) Publish(t testing.TB, topic string, qos byte, id uint16, payl
 		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: qos},
 		TopicName:   topic, PacketID: id, Payload: []byte(payload),
 	})
+}
+
+// Subscribe subscribes to filters at QoS 1 with packet identifier id and returns the SUBACK's
+// return codes, one per filter (0x80 for a refused one), so that tests can assert on refusals. It
+// fails the test unless a SUBACK is the next packet (so subscribe before anything is delivered).
+func (c *V3Client) Subscribe(t testing.TB, id uint16, filters ...string) []byte {
+	t.Helper()
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, PacketID: id}
+	for _, f := range filters {
+		pk.Filters = append(pk.Filters, packets.Subscription{Filter: f, Qos: 1})
+	}
+	c.Send(t, pk)
+	ack := c.ExpectPacket(t, packets.Suback)
+	if ack.PacketID != id || len(ack.ReasonCodes) != len(filters) {
+		t.Fatalf("SUBACK for packet %d with %d codes, want %d and %d", ack.PacketID, len(ack.ReasonCodes), id, len(filters))
+	}
+	return ack.ReasonCodes
+}
+
+// ExpectNext fails the test unless the next packet is a PUBLISH on topic with payload; it
+// acknowledges a QoS 1 message and returns the message. Expecting a marker published last proves
+// that nothing published before it arrived.
+func (c *V3Client) ExpectNext(t testing.TB, topic, payload string) packets.Packet {
+	t.Helper()
+	pk := c.ExpectPacket(t, packets.Publish)
+	if pk.TopicName != topic || string(pk.Payload) != payload {
+		t.Fatalf("received %s %q, want %s %q", pk.TopicName, pk.Payload, topic, payload)
+	}
+	if pk.FixedHeader.Qos == 1 {
+		c.Send(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: pk.PacketID})
+	}
+	return pk
+}
+
+// Disconnect sends DISCONNECT and closes the connection, ending the client as a well-behaved
+// client does (mochi then publishes no Will).
+func (c *V3Client) Disconnect(t testing.TB) {
+	t.Helper()
+	c.Send(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Disconnect}})
+	_ = c.conn.Close()
 }
 
 // Read reads one packet within Timeout, decoding the types a 3.1.1 client receives that the tests

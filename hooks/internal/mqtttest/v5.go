@@ -14,6 +14,8 @@ type V5Client struct {
 	// Paho is the underlying client, for what the helpers do not cover.
 	Paho *paho.Client
 	msgs chan *paho.Publish
+	// disconnects receives the DISCONNECTs the server sends.
+	disconnects chan *paho.Disconnect
 }
 
 // DialV5 connects an MQTT 5 client with a clean start; will may be nil. It returns the CONNACK
@@ -21,11 +23,18 @@ type V5Client struct {
 // A connected client is disconnected by t.Cleanup; a refused one has its connection closed.
 func DialV5(t testing.TB, addr, id string, will *paho.WillMessage) (*V5Client, *paho.Connack, error) {
 	t.Helper()
+	return DialV5Connect(t, addr, &paho.Connect{ClientID: id, CleanStart: true, WillMessage: will})
+}
+
+// DialV5Connect is DialV5 for a CONNECT the test spells out: credentials, a resumed session
+// (CleanStart false and a session expiry), a Will. A zero KeepAlive is 30 s.
+func DialV5Connect(t testing.TB, addr string, cp *paho.Connect) (*V5Client, *paho.Connack, error) {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &V5Client{msgs: make(chan *paho.Publish, 100)}
+	c := &V5Client{msgs: make(chan *paho.Publish, 100), disconnects: make(chan *paho.Disconnect, 1)}
 	c.Paho = paho.NewClient(paho.ClientConfig{
 		Conn: conn,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
@@ -34,8 +43,17 @@ func DialV5(t testing.TB, addr, id string, will *paho.WillMessage) (*V5Client, *
 				return true, nil
 			},
 		},
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			select {
+			case c.disconnects <- d:
+			default:
+			}
+		},
 	})
-	ca, err := c.Paho.Connect(timeoutContext(t), &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30, WillMessage: will})
+	if cp.KeepAlive == 0 {
+		cp.KeepAlive = 30
+	}
+	ca, err := c.Paho.Connect(timeoutContext(t), cp)
 	if err == nil {
 		t.Cleanup(func() { _ = c.Paho.Disconnect(&paho.Disconnect{}) })
 	} else {
@@ -65,6 +83,31 @@ func (c *V5Client) Subscribe(t testing.TB, filter string) {
 	}
 	if sa.Reasons[0] >= 0x80 {
 		t.Fatalf("subscribe %s refused: %#x", filter, sa.Reasons[0])
+	}
+}
+
+// SubscribeReason subscribes c to filter at QoS 1 and returns the SUBACK's reason code (0x87 for
+// a refused filter), so that tests can assert on refusals; it fails the test unless a SUBACK
+// arrives.
+func (c *V5Client) SubscribeReason(t testing.TB, filter string) byte {
+	t.Helper()
+	sa, err := c.Paho.Subscribe(timeoutContext(t), &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}})
+	if sa == nil || len(sa.Reasons) != 1 {
+		t.Fatalf("subscribe %s: %v", filter, err)
+	}
+	return sa.Reasons[0]
+}
+
+// ExpectServerDisconnect waits up to Timeout for a DISCONNECT from the server and returns it; it
+// fails the test if none arrives.
+func (c *V5Client) ExpectServerDisconnect(t testing.TB) *paho.Disconnect {
+	t.Helper()
+	select {
+	case d := <-c.disconnects:
+		return d
+	case <-time.After(Timeout):
+		t.Fatal("no DISCONNECT received in time")
+		return nil
 	}
 }
 
