@@ -27,6 +27,7 @@ func main() {
 // reported on stderr before they are returned.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	p := &program{
+		stdin:     os.Stdin,
 		stdout:    stdout,
 		stderr:    stderr,
 		lookupEnv: os.LookupEnv,
@@ -37,9 +38,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // program holds run's collaborators. Tests replace lookupEnv (to run in
-// parallel without os.Setenv), serve (to check what it would be given) and
-// exit (to survive the second shutdown signal).
+// parallel without os.Setenv), serve (to check what it would be given),
+// exit (to survive the second shutdown signal) and stdin (where `users add`
+// reads a password; nil reads as empty).
 type program struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	lookupEnv      func(string) (string, bool)
 	serve          func(context.Context, Config, *slog.Logger) error
@@ -99,6 +102,7 @@ func (p *program) app() *cli.App {
 				Action: p.versionAction,
 			},
 			p.simCommand(),
+			p.usersCommand(),
 		},
 	}
 }

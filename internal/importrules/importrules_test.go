@@ -37,6 +37,7 @@ func rules() []rule {
 		{from: m("ocpp"), forbidden: []string{mochi, m("broker"), m("hooks"), m("schemas"), m("cmd")}},
 		{from: m("schemas"), forbidden: []string{module}, allowOwn: true},
 		{from: m("broker/topic"), forbidden: []string{module}, allowOwn: true},
+		{from: m("broker/users"), forbidden: []string{module}, allowOwn: true},
 		{from: m("broker"), forbidden: []string{m("cmd")}},
 	}
 }
