@@ -47,6 +47,15 @@ type Options struct {
 	// ShutdownTimeout bounds Shutdown as a whole: graceful first, then
 	// whatever is left is closed by force (default 10s).
 	ShutdownTimeout time.Duration
+	// UsersFile is the users file (broker/users): with one, charge points
+	// must present a chargepoint user's credentials (OCPP security profile
+	// 1) and MQTT clients an mqtt or admin user's, held to its ACL. Empty:
+	// everyone is admitted, and a warning says so at start.
+	UsersFile string
+	// UsernameMustMatchCID binds a charge point's user to its id (OCPP 1.6
+	// security whitepaper A00.FR.204; default true). False allows one user
+	// for many charge points, as the EMQX set-up does.
+	UsernameMustMatchCID bool
 	// FDReserve is how many file descriptors of the process's limit are
 	// kept out of reach of the OCPP and MQTT listeners, so that /healthz,
 	// the admin API and the process itself still work when a flood of
@@ -114,17 +123,18 @@ func DefaultOptions() Options {
 			MaxQueuedMessages: 1000,
 			MaxClients:        1000,
 		},
-		ShutdownTimeout: 10 * time.Second,
-		FDReserve:       100,
-		Mountpoint:      "ocpp/",
-		UpstreamTopic:   "cp/${cid}",
-		ReplyTopic:      "cp/${cid}/Reply",
-		ErrorTopic:      "cp/${cid}/Reply",
-		DownstreamTopic: "cs/${cid}",
-		PresenceTopic:   "presence/${cid}",
-		UpstreamQoS:     2,
-		Checking:        CheckAll,
-		SchemaIDPrefix:  "urn:OCPP:1.6:2019:12:",
+		ShutdownTimeout:      10 * time.Second,
+		FDReserve:            100,
+		UsernameMustMatchCID: true,
+		Mountpoint:           "ocpp/",
+		UpstreamTopic:        "cp/${cid}",
+		ReplyTopic:           "cp/${cid}/Reply",
+		ErrorTopic:           "cp/${cid}/Reply",
+		DownstreamTopic:      "cs/${cid}",
+		PresenceTopic:        "presence/${cid}",
+		UpstreamQoS:          2,
+		Checking:             CheckAll,
+		SchemaIDPrefix:       "urn:OCPP:1.6:2019:12:",
 	}
 }
 
@@ -192,6 +202,10 @@ type Broker struct {
 	budget              *fdBudget
 	counts              listenerCounts
 	ready               atomic.Bool
+	// auth is nil without a users file; acl is the access hook.
+	auth        *auth
+	acl         *access.Hook
+	stopWatcher context.CancelFunc
 }
 
 // New validates opts and builds a Broker; Start binds and serves.
@@ -233,18 +247,39 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.validators = o.Validators
-	b.ocpp = ocpp.NewServer(o)
-	b.bridge.ocpp = b.ocpp
-
-	acl, err := access.New(access.Options{
+	ao := access.Options{
 		Mountpoint:      opts.Mountpoint,
 		IsDownstream:    func(name string) bool { _, ok := t.down.Match(name); return ok },
 		GatewayListener: gatewayListener,
 		OnDenied:        func(string, string) { b.bridge.denied.Add(1) },
-	})
+	}
+	if opts.UsersFile != "" {
+		if b.auth, err = newAuth(opts.UsersFile, opts.UsernameMustMatchCID); err != nil {
+			return nil, err
+		}
+		o.Authenticate = b.auth.chargePoint
+		ao.Authenticate = b.auth.mqttClient
+		ao.MayPublish = mayPublish
+		ao.MaySubscribe = maySubscribe
+		ao.OnAuthFailed = func(cl *mqtt.Client, res access.AuthResult) {
+			r := refusedMQTTUnauthorized
+			if res.RetryAfter > 0 {
+				r = refusedMQTTBackoff
+			}
+			if n := b.counts.refused(r); n <= logFirst || n%logEvery == 0 {
+				b.log.Info("mqtt client refused", "reason", res.Reason, "client", cl.ID, "username", string(cl.Properties.Username),
+					"remote", cl.Net.Remote, "refused_so_far", n)
+			}
+		}
+	}
+	b.ocpp = ocpp.NewServer(o)
+	b.bridge.ocpp = b.ocpp
+
+	acl, err := access.New(ao)
 	if err != nil {
 		return nil, err
 	}
+	b.acl = acl
 	b.bridge.mayRead = func(cl *mqtt.Client, name string) bool { return acl.OnACLCheck(cl, name, false) }
 	rt, err := route.New(route.Options{
 		Match:           t.down.Match,
@@ -323,6 +358,18 @@ func parseTopics(o Options) (topics, error) {
 func (b *Broker) Start() error {
 	if err := b.mqtt.Serve(); err != nil {
 		return err
+	}
+	if b.auth == nil {
+		b.log.Warn(warnNoUsers())
+	} else {
+		b.log.Info("users file loaded", "path", b.auth.path, "users", b.auth.db.Load().Len())
+		ctx, cancel := context.WithCancel(context.Background())
+		b.stopWatcher = cancel
+		b.loops.Add(1)
+		go func() {
+			defer b.loops.Done()
+			b.watchUsers(ctx)
+		}()
 	}
 	var bound []net.Listener
 	bind := func(name, addr string, budgeted bool) (net.Listener, error) {
@@ -464,6 +511,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	defer cancelGraceful()
 	b.ready.Store(false)
 
+	if b.stopWatcher != nil {
+		b.stopWatcher()
+	}
 	// Stop accepting everywhere but on the admin API. The MQTT accept
 	// loops end before anything waits on mochi (its ClientsWg).
 	for _, ln := range b.mqttListeners {
@@ -536,7 +586,9 @@ type Stats struct {
 	ResponseTopicsIgnored uint64 `json:"response_topics_ignored"`
 	// Refused counts connections refused before they became a charge point
 	// or an MQTT client: fd_reserve (the descriptors left are reserved),
-	// mqtt_max_clients, mqtt_connect_timeout (no CONNECT in time).
+	// mqtt_max_clients, mqtt_connect_timeout (no CONNECT in time),
+	// mqtt_unauthorized (bad credentials) and mqtt_auth_backoff (refused
+	// during a failed-login back-off).
 	Refused map[string]uint64 `json:"refused"`
 	// MQTTPacketTooLarge counts MQTT connections closed for a packet over
 	// mqtt.max_packet_size.
@@ -557,10 +609,13 @@ const (
 	refusedFDReserve refusal = iota
 	refusedMaxClients
 	refusedConnectTimeout
+	refusedMQTTUnauthorized
+	refusedMQTTBackoff
 	numRefusals
 )
 
-var refusalNames = [numRefusals]string{"fd_reserve", "mqtt_max_clients", "mqtt_connect_timeout"}
+var refusalNames = [numRefusals]string{"fd_reserve", "mqtt_max_clients", "mqtt_connect_timeout",
+	"mqtt_unauthorized", "mqtt_auth_backoff"}
 
 // listenerCounts are the broker's own listener counters.
 type listenerCounts struct {

@@ -28,8 +28,15 @@ type Config struct {
 	// FDReserve is how many descriptors the OCPP and MQTT listeners leave
 	// for the admin API, health checks and the process itself.
 	FDReserve int        `yaml:"fd_reserve"`
+	Auth      AuthConfig `yaml:"auth"`
 	MQTT      MQTTConfig `yaml:"mqtt"`
 	OCPP      OCPPConfig `yaml:"ocpp"`
+}
+
+// AuthConfig says who may connect.
+type AuthConfig struct {
+	// UsersFile is the users file (`chargemq users`); empty admits everyone.
+	UsersFile string `yaml:"users_file"`
 }
 
 // MQTTConfig bounds what MQTT clients may make the broker hold.
@@ -96,6 +103,8 @@ type OCPPConfig struct {
 	// MaxConnectionsPerIP bounds the connections from one address; 0 is
 	// no bound.
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// UsernameMustMatchCID binds a charge point's user to its id.
+	UsernameMustMatchCID bool `yaml:"username_must_match_cid"`
 	// PresenceTopic is the template of the retained presence messages.
 	PresenceTopic string `yaml:"presence_topic"`
 	// MessageFormatChecking is the schema checking mode: all, upstream_only,
@@ -169,6 +178,7 @@ func DefaultConfig() Config {
 		Log:             LogConfig{Level: "info", Format: "text"},
 		ShutdownTimeout: d.ShutdownTimeout,
 		FDReserve:       d.FDReserve,
+		Auth:            AuthConfig{UsersFile: d.UsersFile},
 		MQTT: MQTTConfig{
 			MaxPacketSize:     d.MQTT.MaxPacketSize,
 			ConnectTimeout:    d.MQTT.ConnectTimeout,
@@ -190,6 +200,7 @@ func DefaultConfig() Config {
 			MaxConnections:                o.MaxConnections,
 			MaxHandshakes:                 o.MaxHandshakes,
 			MaxConnectionsPerIP:           o.MaxConnectionsPerIP,
+			UsernameMustMatchCID:          d.UsernameMustMatchCID,
 			PresenceTopic:                 d.PresenceTopic,
 			MessageFormatChecking:         string(d.Checking),
 			CheckingOverrides:             []CheckingOverride{},
@@ -276,6 +287,13 @@ func (c *Config) Validate() error {
 	}
 	if c.FDReserve <= 0 {
 		bad("fd_reserve", "must be > 0 (got %d)", c.FDReserve)
+	}
+	if f := c.Auth.UsersFile; f != "" {
+		if fi, err := os.Stat(f); err != nil {
+			bad("auth.users_file", "%v", err)
+		} else if fi.IsDir() {
+			bad("auth.users_file", "%q is a directory", f)
+		}
 	}
 	m := &c.MQTT
 	if m.MaxPacketSize < 16 || m.MaxPacketSize > 268435455 {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -391,7 +392,10 @@ func TestSettingsPointAtTheirPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		val := map[string]string{"*string": "marker", "*int": "4242", "*bool": "true", "*time.Duration": "4242s"}[reflect.TypeOf(s.field(&c)).String()]
+		val := map[string]string{"*string": "marker", "*int": "4242", "*time.Duration": "4242s"}[reflect.TypeOf(s.field(&c)).String()]
+		if b, ok := s.field(&c).(*bool); ok {
+			val = strconv.FormatBool(!*b) // a change whatever the default
+		}
 		if err := s.set(&c, val); err != nil {
 			t.Fatalf("%s: set: %v", s.path, err)
 		}

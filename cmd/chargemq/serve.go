@@ -4,7 +4,9 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/chargemq/chargemq/broker"
 	"github.com/chargemq/chargemq/ocpp"
@@ -34,7 +36,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("chargemq started")
-	<-ctx.Done()
+	// SIGHUP re-reads the users file (it is also re-read when it changes).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-hup:
+			log.Info("SIGHUP: reloading the users file")
+			_ = b.ReloadUsers()
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	log.Info("shutting down", "timeout", cfg.ShutdownTimeout)
 	if err := b.Shutdown(context.Background()); err != nil {
 		log.Warn("shutdown incomplete", "error", err)
@@ -80,16 +94,18 @@ func brokerOptions(cfg Config, log *slog.Logger) broker.Options {
 			MaxQueuedMessages: cfg.MQTT.MaxQueuedMessages,
 			MaxClients:        cfg.MQTT.MaxClients,
 		},
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		FDReserve:       cfg.FDReserve,
-		Mountpoint:      o.Mountpoint,
-		UpstreamTopic:   o.Upstream.Topic,
-		ReplyTopic:      o.Upstream.ReplyTopic,
-		ErrorTopic:      o.Upstream.ErrorTopic,
-		DownstreamTopic: o.Dnstream.Topic,
-		TopicOverrides:  o.Upstream.TopicOverrideMapping,
-		PresenceTopic:   o.PresenceTopic,
-		UpstreamQoS:     byte(o.Upstream.QoS),
+		ShutdownTimeout:      cfg.ShutdownTimeout,
+		FDReserve:            cfg.FDReserve,
+		UsersFile:            cfg.Auth.UsersFile,
+		UsernameMustMatchCID: o.UsernameMustMatchCID,
+		Mountpoint:           o.Mountpoint,
+		UpstreamTopic:        o.Upstream.Topic,
+		ReplyTopic:           o.Upstream.ReplyTopic,
+		ErrorTopic:           o.Upstream.ErrorTopic,
+		DownstreamTopic:      o.Dnstream.Topic,
+		TopicOverrides:       o.Upstream.TopicOverrideMapping,
+		PresenceTopic:        o.PresenceTopic,
+		UpstreamQoS:          byte(o.Upstream.QoS),
 
 		Checking:          broker.CheckingMode(o.MessageFormatChecking),
 		CheckingOverrides: overrides,
