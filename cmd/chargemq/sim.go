@@ -43,6 +43,10 @@ func (p *program) simCommand() *cli.Command {
 			&cli.StringFlag{Name: "command-rate", Value: "0", Usage: "Reset commands per second published on MQTT for the charge points to answer"},
 			&cli.DurationFlag{Name: "timeout", Value: def.Timeout, Usage: "how long a call waits for its answer; also bounds dials and writes"},
 			&cli.DurationFlag{Name: "heartbeat-interval", Value: def.HeartbeatInterval, Usage: "interval the responder's BootNotification answer gives"},
+			&cli.StringFlag{Name: "username", Usage: "charge points' HTTP Basic username; {cid} is the charge point id", DefaultText: "the charge point id, when --password is set"},
+			&cli.StringFlag{Name: "password", Usage: "charge points' HTTP Basic password (key); {cid} is the charge point id, e.g. key-{cid} [$CHARGEMQ_SIM_PASSWORD]", EnvVars: []string{"CHARGEMQ_SIM_PASSWORD"}},
+			&cli.StringFlag{Name: "mqtt-username", Usage: "MQTT username of the responder and the command publisher"},
+			&cli.StringFlag{Name: "mqtt-password", Usage: "MQTT password of the responder and the command publisher [$CHARGEMQ_SIM_MQTT_PASSWORD]", EnvVars: []string{"CHARGEMQ_SIM_MQTT_PASSWORD"}},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object"},
 		},
 		Action: p.simAction,
@@ -90,6 +94,8 @@ func simOptions(c *cli.Context) (sim.Options, error) {
 	o.MQTTURL = c.String("mqtt-url")
 	o.Timeout = c.Duration("timeout")
 	o.HeartbeatInterval = c.Duration("heartbeat-interval")
+	o.Username, o.Password = c.String("username"), c.String("password")
+	o.MQTTUsername, o.MQTTPassword = c.String("mqtt-username"), c.String("mqtt-password")
 	var err error
 	for _, f := range []struct {
 		name string

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -61,6 +63,20 @@ func newChargePoint(r *runner, idx int, cid string) *chargePoint {
 
 func (cp *chargePoint) url() string { return cp.r.baseURL + "/" + url.PathEscape(cp.cid) }
 
+// authHeader is the charge point's Basic credentials, or nil without any.
+func (cp *chargePoint) authHeader() http.Header {
+	o := &cp.r.opts
+	if o.Username == "" && o.Password == "" {
+		return nil
+	}
+	user := strings.ReplaceAll(o.Username, "{cid}", cp.cid)
+	if user == "" {
+		user = cp.cid
+	}
+	pass := strings.ReplaceAll(o.Password, "{cid}", cp.cid)
+	return http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))}}
+}
+
 // poke wakes the sender without blocking.
 func (cp *chargePoint) poke() {
 	select {
@@ -78,6 +94,7 @@ func (cp *chargePoint) dial(ctx context.Context) (*websocket.Conn, error) {
 	conn, resp, err := websocket.Dial(dctx, cp.url(), &websocket.DialOptions{
 		HTTPClient:   r.client,
 		Subprotocols: []string{"ocpp1.6"},
+		HTTPHeader:   cp.authHeader(),
 	})
 	if err != nil {
 		r.m.failReasons.add(dialFailure(err, resp))

@@ -3,9 +3,11 @@ package sim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -14,12 +16,21 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/chargemq/chargemq/broker"
+	"github.com/chargemq/chargemq/broker/users"
 )
 
 // startGateway runs the real gateway in-process with every listener on 127.0.0.1:0.
 func startGateway(t *testing.T) *broker.Broker {
 	t.Helper()
+	return startGatewayWith(t, "")
+}
+
+// startGatewayWith runs a gateway; usersFile, when set, makes it
+// authenticate charge points and MQTT clients.
+func startGatewayWith(t *testing.T, usersFile string) *broker.Broker {
+	t.Helper()
 	o := broker.DefaultOptions()
+	o.UsersFile = usersFile
 	o.MQTTAddr, o.MQTTWSAddr, o.OCPPAddr, o.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	o.OCPP.MaxQueue = 100
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -342,5 +353,45 @@ func TestSimUnreachable(t *testing.T) {
 	o.Count = 0
 	if _, err := Run(context.Background(), o, nil); err == nil || errors.Is(err, ErrUnreachable) {
 		t.Fatalf("Run with count 0: %v, want a validation error", err)
+	}
+}
+
+// TestSimWithCredentials: against a gateway with a users file, the charge
+// points log in with per-id keys from a template and the responder and
+// command publisher with an MQTT user; everything is admitted and answered.
+func TestSimWithCredentials(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "users.yaml")
+	o0 := DefaultOptions()
+	o0.Count = 3
+	for i := 1; i <= o0.Count; i++ {
+		cid := fmt.Sprintf("%s%d", o0.IDPrefix, i)
+		if _, err := users.AddUser(path, users.User{Name: cid, Role: users.RoleChargePoint}, "key-"+cid+"-0123456789", 4); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := users.AddUser(path, users.User{Name: "csms", Role: users.RoleMQTT, Pub: []string{"ocpp/cs/#"}, Sub: []string{"ocpp/#"}},
+		"csms-password", 4); err != nil {
+		t.Fatal(err)
+	}
+	b := startGatewayWith(t, path)
+	o := gatewayOptions(b)
+	o.Count = o0.Count
+	o.Respond, o.CommandRate = true, 5
+	o.Password = "key-{cid}-0123456789"
+	o.MQTTUsername, o.MQTTPassword = "csms", "csms-password"
+	rep := run(t, o, nil)
+	checkClean(t, rep, o)
+	if rep.Upstream.Answered == 0 || rep.Downstream.Answered == 0 {
+		t.Fatalf("nothing answered: %+v", rep)
+	}
+
+	// A wrong key: the run cannot start, and the error says why.
+	o.Password = "wrong"
+	o.Duration = time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := Run(ctx, o, nil); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong keys: %v, want an error naming HTTP 401", err)
 	}
 }

@@ -72,7 +72,14 @@ func (r *runner) dialMQTT(ctx context.Context, role string, handle func(m *mqttC
 			}
 		},
 	})
-	ack, err := m.c.Connect(ctx, &paho.Connect{ClientID: clientID(role), CleanStart: true, KeepAlive: 30})
+	cp := &paho.Connect{ClientID: clientID(role), CleanStart: true, KeepAlive: 30}
+	if u := r.opts.MQTTUsername; u != "" {
+		cp.UsernameFlag, cp.Username = true, u
+	}
+	if p := r.opts.MQTTPassword; p != "" {
+		cp.PasswordFlag, cp.Password = true, []byte(p)
+	}
+	ack, err := m.c.Connect(ctx, cp)
 	if err != nil || ack.ReasonCode != 0 {
 		conn.Close()
 		if err == nil {

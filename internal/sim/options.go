@@ -52,6 +52,13 @@ type Options struct {
 	// Timeout bounds a call's wait for its answer, both ways, and each dial and write
 	// (default 10s).
 	Timeout time.Duration
+	// Username and Password are the charge points' HTTP Basic credentials (OCPP security
+	// profile 1); "{cid}" in either is replaced by the charge point's id, so one template
+	// serves a depot whose keys were provisioned by id. An empty Username with a Password
+	// means the id itself, as profile 1 expects. Both empty: no credentials.
+	Username, Password string
+	// MQTTUsername and MQTTPassword log the responder and the command publisher in.
+	MQTTUsername, MQTTPassword string
 	// HeartbeatInterval is the interval the responder's BootNotification answer gives, at
 	// which charge points heartbeat when they have sent nothing else (whole seconds; default
 	// 60s).
