@@ -104,6 +104,11 @@ func (a *auth) mqttClient(cl *mqtt.Client, username, password []byte) access.Aut
 	if ok, retry := a.backoff.Allowed(key, now); !ok {
 		return access.AuthResult{RetryAfter: retry, Reason: "backoff"}
 	}
+	if len(username) == 0 && len(password) == 0 {
+		// A client that sends no credentials is misconfigured, not
+		// guessing: refused, but it starts no back-off (as on OCPP).
+		return access.AuthResult{Reason: "no_credentials"}
+	}
 	u, ok := a.db.Load().CheckRole(string(username), string(password), users.RoleMQTT, users.RoleAdmin)
 	if !ok {
 		a.backoff.Failed(key, now)

@@ -57,8 +57,8 @@ func (a AuthRequest) LogValue() slog.Value {
 // charge point that honours it stops hammering, and the authenticator was
 // spared the password check. Any other refusal is answered 401 with
 // WWW-Authenticate: Basic realm="chargemq". Reason is a short word for
-// logs and metrics ("bad_credentials", "unknown_user", "wrong_role",
-// "username_mismatch", "backoff", ...): it is logged, never sent to the
+// logs and metrics (the broker's are "no_credentials", "bad_credentials",
+// "username_mismatch" and "backoff"): it is logged, never sent to the
 // charge point (telling an unknown user from a wrong password would help a
 // guesser), and must never carry a secret.
 type AuthResult struct {

@@ -146,6 +146,7 @@ async function startServer(opts = {}) {
   return {
     addrs,
     logs,
+    rawStderr, // stderr lines that were not JSON
     mqttUrl: `mqtt://${addrs.mqtt}`,
     mqttWsUrl: `ws://${addrs['mqtt-ws']}/mqtt`,
     ocppUrl: `ws://${addrs.ocpp}/ocpp`,
