@@ -59,12 +59,23 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 	}
 
+	// The listening lines come as each listener is bound; /readyz turns
+	// 200 once all are serving, a moment later.
 	for _, path := range []string{"/healthz", "/readyz"} {
-		resp, err := http.Get("http://" + addrs["http"] + path)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("GET %s: %v %v", path, resp, err)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := http.Get("http://" + addrs["http"] + path)
+			if err == nil {
+				resp.Body.Close()
+			}
+			if err == nil && resp.StatusCode == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("GET %s: %v %v", path, resp, err)
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
-		resp.Body.Close()
 	}
 
 	// MQTT over TCP and over WebSocket at /mqtt.

@@ -109,7 +109,7 @@ func TestSimCommandErrors(t *testing.T) {
 		{"unknown action", []string{"--action", "Reset"}, "action: "},
 		{"bad url", []string{"--url", "http://x/ocpp"}, "url: "},
 		{"positional argument", []string{"extra"}, "unexpected argument"},
-		{"unknown flag", []string{"--username", "u"}, "username"},
+		{"unknown flag", []string{"--no-such-flag", "u"}, "no-such-flag"},
 		{"unreachable", []string{"--url", "ws://" + closed + "/ocpp", "--duration", "1s"}, "cannot reach"},
 	}
 	for _, tt := range tests {
