@@ -65,9 +65,39 @@ cross:
 	qemu-aarch64-static dist/chargemq-linux-arm64 version
 	qemu-arm-static dist/chargemq-linux-armv7 version
 
-## bench: all benchmarks, no tests.
-bench:
+# MOSQUITTO is the outside reference broker of `make bench` (Debian package mosquitto).
+MOSQUITTO ?= /usr/sbin/mosquitto
+# BENCH_FLAGS are passed on to the suite, e.g. BENCH_FLAGS='-memory-counts 1000 -upstream-repeats 1'
+# (`go run ./internal/benchsuite bench -h` lists them).
+BENCH_FLAGS ?=
+# SOAK_DURATION is how long `make soak` holds its charge points once all are connected.
+SOAK_DURATION ?= 10m
+
+.PHONY: bench-deps bench-go soak
+
+## bench: the benchmark suite (internal/benchsuite): bin/chargemq as its own process, measured
+## against plain MQTT through the same binary and Mosquitto, rewriting the generated section of
+## docs/BENCHMARKS.md (6-8 minutes here). The microbenchmarks are part of it; bench-go runs them alone.
+bench: build bench-deps
+	$(GO) run ./internal/benchsuite bench -bin $(BIN) -mosquitto $(MOSQUITTO) -go $(GO) -write docs/BENCHMARKS.md $(BENCH_FLAGS)
+
+## bench-deps: install Mosquitto for bench when it is missing (without it, its row says so).
+bench-deps:
+	@if [ ! -x $(MOSQUITTO) ]; then \
+		echo "bench: installing mosquitto"; \
+		(apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y mosquitto) || \
+			echo "bench: could not install mosquitto; the reference run will be skipped"; \
+	fi
+
+## bench-go: the Go microbenchmarks alone, no tests.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## soak: 10,000 charge points heartbeating, with commands, for SOAK_DURATION (default 10m):
+## fails when RSS, goroutines or descriptors grow, a charge point is dropped, or goroutines
+## do not return to the baseline; rewrites the soak section of docs/BENCHMARKS.md.
+soak: build
+	$(GO) run ./internal/benchsuite soak -bin $(BIN) -duration $(SOAK_DURATION) -write docs/BENCHMARKS.md
 
 ## fuzz-short: run each target in FUZZ_TARGETS for FUZZTIME_SHORT (part of test).
 fuzz-short:
