@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // Scenarios of bench, in run order (cheap ones first, so a broken setup shows at once).
-var scenarios = []string{"startup", "upstream", "latency", "memory", "gobench"}
+var scenarios = []string{"startup", "upstream", "latency", "memory", "storm", "gobench"}
 
 // benchConfig is everything bench is told.
 type benchConfig struct {
@@ -201,6 +201,8 @@ func (c benchConfig) command(scenario string) string {
 	case "memory":
 		a = append(a, fmt.Sprintf("-memory-counts %s -memory-hold %s -connect-rate %g",
 			joinInts(c.Memory.Counts), c.Memory.Hold, c.Memory.ConnectRate))
+	case "storm":
+		// stormCount charge points, fixed
 	case "gobench":
 		return "go " + strings.Join(quoteAll(c.GoBench.args()), " ")
 	}
@@ -277,12 +279,13 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.log, "benchsuite: "+format+"\n", args...)
 }
 
-// startServer starts a fresh chargemq and remembers it for its log problems.
-func (b *bench) startServer(ctx context.Context) (*chargemq, error) {
+// startServer starts a fresh chargemq (with extra serve arguments, if
+// any) and remembers it for its log problems.
+func (b *bench) startServer(ctx context.Context, extra ...string) (*chargemq, error) {
 	b.mu.Lock()
 	logPath := filepath.Join(b.dir, fmt.Sprintf("chargemq-%d.log", len(b.servers)+1))
 	b.mu.Unlock()
-	s, err := startChargemq(ctx, b.cfg.Bin, logPath)
+	s, err := startChargemq(ctx, b.cfg.Bin, logPath, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -316,6 +319,7 @@ type benchResults struct {
 	Upstream          []upstreamResult
 	Latency           []latencyResult
 	Memory            []memoryResult
+	Storm             []stormResult
 	GoBench           *goBenchResult
 	Errs              map[string]error
 	ServerLogProblems map[string]int
@@ -365,6 +369,8 @@ func (b *bench) run(ctx context.Context, stdout io.Writer) error {
 			res.Latency, err = b.runLatency(ctx)
 		case "memory":
 			res.Memory, err = b.runMemory(ctx)
+		case "storm":
+			res.Storm, err = b.runStorm(ctx)
 		case "gobench":
 			var r goBenchResult
 			if r, err = b.runGoBench(ctx); err == nil || len(r.Lines) > 0 {

@@ -27,6 +27,7 @@ func renderBench(cfg benchConfig, res *benchResults) string {
 	renderUpstream(&b, cfg, res)
 	renderLatency(&b, cfg, res)
 	renderMemory(&b, cfg, res)
+	renderStorm(&b, cfg, res)
 	renderGoBench(&b, cfg, res)
 
 	if len(res.ServerLogProblems) > 0 {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -46,8 +47,8 @@ var serveArgs = []string{"serve", "--mqtt-addr", "127.0.0.1:0", "--mqtt-ws-addr"
 // startChargemq starts bin, logging to logPath, and returns once /readyz answers 200. The
 // environment is the suite's without CHARGEMQ_* variables, so a developer's settings do not
 // change the numbers.
-func startChargemq(ctx context.Context, bin, logPath string) (*chargemq, error) {
-	cmd := exec.Command(bin, serveArgs...)
+func startChargemq(ctx context.Context, bin, logPath string, extra ...string) (*chargemq, error) {
+	cmd := exec.Command(bin, append(slices.Clone(serveArgs), extra...)...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "CHARGEMQ_") {
 			cmd.Env = append(cmd.Env, kv)
