@@ -299,15 +299,22 @@ func New(opts Options) (*Broker, error) {
 }
 
 // Validate checks what New would refuse in opts without building a
-// broker: the topic templates, the checking modes and the schema set
-// (including json_schema_dir). check-config uses it, so a file it passes
+// broker: the topic templates, the checking modes, the schema set
+// (including json_schema_dir) and the users file. check-config uses it, so a file it passes
 // is one serve starts with.
 func Validate(opts Options) error {
 	if _, err := parseTopics(opts); err != nil {
 		return err
 	}
-	_, _, err := validation(opts)
-	return err
+	if _, _, err := validation(opts); err != nil {
+		return err
+	}
+	if opts.UsersFile != "" {
+		if _, _, err := loadUsers(opts.UsersFile); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // parseTopics parses the templates and refuses a configuration in which the

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -230,5 +232,26 @@ func TestServeStopsWithContext(t *testing.T) {
 	cancel()
 	if err := <-errc; err != nil {
 		t.Fatalf("run = %v, want nil", err)
+	}
+}
+
+// TestCheckConfigLoadsUsersFile: check-config refuses a users file that
+// serve would refuse (here, not a users file at all).
+func TestCheckConfigLoadsUsersFile(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "users.yaml")
+	if err := os.WriteFile(bad, []byte("name,password,role\nCP1,secret,chargepoint\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "chargemq.yaml")
+	if err := os.WriteFile(cfg, []byte("auth:\n  users_file: "+bad+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if err := run(context.Background(), []string{"chargemq", "check-config", cfg}, io.Discard, &stderr); err == nil {
+		t.Fatal("check-config accepted a users file that does not load")
+	}
+	if !strings.Contains(stderr.String(), "auth.users_file") {
+		t.Fatalf("error does not name the key: %s", stderr.String())
 	}
 }
