@@ -3,6 +3,7 @@ package broker
 import (
 	"context"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -160,4 +161,20 @@ func TestFailedLoginsBackOff(t *testing.T) {
 	if got[len(got)-1] != http.StatusTooManyRequests {
 		t.Fatalf("codes %v, want 429 after repeated failures", got)
 	}
+}
+
+// TestNoUsersFileWarns: without a users file everyone is admitted, and the
+// start says so loudly.
+func TestNoUsersFileWarns(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	b := startBroker(t, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	if logs.lines("level=WARN msg=\"no users file (auth.users_file): every charge point and MQTT client is admitted") != 1 {
+		t.Fatalf("no startup warning:\n%s", logs.b.String())
+	}
+	ws, code, err := dialBasic(b, "ANY", "", "")
+	if err != nil {
+		t.Fatalf("without a users file a charge point is admitted: %d %v", code, err)
+	}
+	ws.CloseNow()
 }

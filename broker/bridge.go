@@ -186,10 +186,14 @@ func (b *bridge) refused(cl *mqtt.Client, cid, id, action string, err *ocpp.Gate
 }
 
 // sample counts one refusal caused by cl and says how to log it.
-func (b *bridge) sample(cl *mqtt.Client) (slog.Level, uint64) {
-	v, ok := b.refusals.Load(cl)
+func (b *bridge) sample(cl *mqtt.Client) (slog.Level, uint64) { return sampleFor(&b.refusals, cl) }
+
+// sampleFor counts one event of cl's in m (*mqtt.Client → *logSampler)
+// and says how to log it.
+func sampleFor(m *sync.Map, cl *mqtt.Client) (slog.Level, uint64) {
+	v, ok := m.Load(cl)
 	if !ok {
-		v, _ = b.refusals.LoadOrStore(cl, new(logSampler))
+		v, _ = m.LoadOrStore(cl, new(logSampler))
 	}
 	return v.(*logSampler).next()
 }
@@ -353,11 +357,7 @@ func (h *dropLog) Provides(b byte) bool { return b == mqtt.OnPublishDropped }
 
 // OnPublishDropped logs a message lost to a subscriber that fell behind.
 func (h *dropLog) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
-	v, ok := h.bridge.drops.Load(cl)
-	if !ok {
-		v, _ = h.bridge.drops.LoadOrStore(cl, new(logSampler))
-	}
-	level, n := v.(*logSampler).next()
+	level, n := sampleFor(&h.bridge.drops, cl)
 	if level == slog.LevelInfo {
 		level = slog.LevelWarn
 	}

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -479,5 +480,59 @@ func TestDroppedMessagesAreCountedAndLogged(t *testing.T) {
 	}
 	if got := logs.lines("message dropped"); got == 0 || got > 13 {
 		t.Fatalf("%d log lines for %d drops", got, b.Stats().MQTTDropped)
+	}
+}
+
+// TestShutdownLeavesNoGoroutines: every goroutine the broker starts, for
+// listeners, charge points and MQTT clients, has ended when Shutdown
+// returns (its owners wait for them). Not parallel, so that no other
+// test's goroutines are counted.
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	o := DefaultOptions()
+	o.MQTTAddr, o.MQTTWSAddr, o.OCPPAddr, o.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	o.OCPP.PingInterval = time.Second // the pinger too
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cp := dialCP(t, b, "CP1")
+	reading := make(chan struct{})
+	go func() { // reads, so the close handshake is answered
+		defer close(reading)
+		for {
+			if _, _, err := cp.ws.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	mq, _ := rawConnect(t, b.Addr(ListenerMQTT), "client")
+	silent, err := net.Dial("tcp", b.Addr(ListenerMQTT).String()) // never sends CONNECT
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "charge point connected", func() bool { return b.Stats().OCPP.Connected == 1 })
+	cmd := dialMQTT(t, b.Addr(ListenerMQTT), "commander")
+	cmd.publish(t, "ocpp/cs/CP1", `{"MessageTypeId":2,"UniqueId":"r1","Action":"Reset","Payload":{"type":"Soft"}}`, 1, false)
+	if err := b.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cp.ws.CloseNow()
+	mq.Close()
+	silent.Close()
+	cmd.c.Disconnect(&paho.Disconnect{})
+	<-reading
+	// The clients' own goroutines (paho, coder/websocket) end on their side's close.
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines after Shutdown, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

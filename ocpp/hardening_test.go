@@ -301,3 +301,27 @@ func TestSchemaFailureKeysAreBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeoverLoggedAtWarn: a second connection with a connected id is
+// logged at WARN with both remote addresses, so an impostor shows.
+func TestTakeoverLoggedAtWarn(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	rec := &recorder{ch: make(chan event, 1024)}
+	srv := NewServer(Options{Handler: rec, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() { srv.Shutdown(context.Background()); hs.Close() }) // after the dials' cleanups close them
+	h := &harness{srv: srv, rec: rec, url: "ws" + strings.TrimPrefix(hs.URL, "http") + "/ocpp/"}
+	old := h.dial(t, "CP1")
+	first := srv.Sessions()[0].Remote
+	h.dial(t, "CP1")
+	old.CloseNow()
+	var second string
+	for _, s := range srv.Sessions() {
+		second = s.Remote
+	}
+	want := `level=WARN msg="charge point replaced by a new connection" cid=CP1 remote=` + first + ` new_remote=` + second
+	if first == second || !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, logs.String())
+	}
+}

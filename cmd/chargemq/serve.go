@@ -35,11 +35,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := b.Start(); err != nil {
 		return err
 	}
-	log.Info("chargemq started")
 	// SIGHUP re-reads the users file (it is also re-read when it changes).
+	// Caught from before the start line, so a SIGHUP sent after it never
+	// takes the default action (ending the process).
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	log.Info("chargemq started")
 	for done := false; !done; {
 		select {
 		case <-hup:

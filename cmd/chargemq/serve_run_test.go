@@ -8,8 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,4 +163,46 @@ func (w *syncWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// TestServeReloadsUsersOnSIGHUP: with a users file, SIGHUP re-reads it
+// (and does not end the process, which is SIGHUP's default action).
+// Not parallel: it signals the test process itself.
+func TestServeReloadsUsersOnSIGHUP(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.yaml")
+	data, err := os.ReadFile(filepath.Join("testdata", "users.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(users, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncWriter
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"chargemq", "--mqtt-addr", "127.0.0.1:0", "--mqtt-ws-addr", "", "--ocpp-addr", "127.0.0.1:0",
+			"--http-addr", "127.0.0.1:0", "--log-format", "json", "--users-file", users}, io.Discard, &logs)
+	}()
+	waitLog := func(msg string) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(logs.String(), `"msg":"`+msg+`"`) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log:\n%s", msg, logs.String())
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	waitLog("chargemq started")
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("SIGHUP: reloading the users file")
+	waitLog("users file reloaded")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
+	}
 }
