@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"unicode"
 
@@ -219,6 +220,12 @@ func checkNewUser(prefix string, u User, password string) (warnings []string, er
 		bad(p, fe.msg)
 	}
 	switch {
+	case u.MinProfile < 0 || u.MinProfile > 3:
+		bad("min_profile", "want 1, 2 or 3 (the OCPP security profile)")
+	case u.MinProfile > 0 && u.Role != RoleChargePoint:
+		bad("min_profile", "only a chargepoint user has a security profile")
+	}
+	switch {
 	case password == "":
 		bad("password", "empty")
 	case u.Role != RoleChargePoint && len(password) > maxBcryptPassword:
@@ -368,6 +375,9 @@ func userNode(u User, stored string) *yaml.Node {
 			s.Content = append(s.Content, n)
 		}
 		add(l.key, s)
+	}
+	if u.MinProfile > 0 {
+		add("min_profile", &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.Itoa(u.MinProfile)})
 	}
 	return m
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -60,6 +61,12 @@ type User struct {
 	// Pub and Sub are MQTT topic filters (with %u and %c placeholders) the
 	// user may publish to and subscribe to; see MayPublish and MaySubscribe.
 	Pub, Sub []string
+	// MinProfile is the lowest OCPP security profile a chargepoint user
+	// may connect with (2: TLS, 3: TLS with a client certificate); 0 for
+	// no minimum. A charge point that has moved up a profile must not be
+	// admitted below it again, or an attacker could downgrade it
+	// [OCPP 2.0.1 A00.FR.002, A00.FR.005].
+	MinProfile int
 }
 
 // clone copies u's slices, so a User handed out cannot change the DB.
@@ -200,7 +207,8 @@ func (db *DB) Users() []User {
 }
 
 // SameAs reports whether name is the same account in db and old: in both,
-// with the same role, pub and sub rules and stored password, or in neither.
+// with the same role, pub and sub rules, minimum profile and stored
+// password, or in neither.
 // A reload uses it to close the sessions of users that were removed or
 // changed, since they would not be admitted again as they are. A password
 // written anew counts as changed even if it is the same password (its salt
@@ -217,7 +225,7 @@ func (db *DB) SameAs(old *DB, name string) bool {
 	}
 	a, b := &db.users[i], &old.users[j]
 	return a.user.Role == b.user.Role && slices.Equal(a.user.Pub, b.user.Pub) &&
-		slices.Equal(a.user.Sub, b.user.Sub) && a.stored == b.stored
+		slices.Equal(a.user.Sub, b.user.Sub) && a.stored == b.stored && a.user.MinProfile == b.user.MinProfile
 }
 
 // Lookup returns the user called name without checking a password: for a
@@ -354,12 +362,12 @@ func checkName(name string) string {
 }
 
 // fileKeys lists the keys a user entry may have, for error messages.
-const fileKeys = "name, role, password, pub, sub"
+const fileKeys = "name, role, password, pub, sub, min_profile"
 
 // isFileKey reports whether k is one of fileKeys.
 func isFileKey(k string) bool {
 	switch k {
-	case "name", "role", "password", "pub", "sub":
+	case "name", "role", "password", "pub", "sub", "min_profile":
 		return true
 	}
 	return false
@@ -485,6 +493,17 @@ func parseEntry(path string, n *yaml.Node) (entry, bool, []error) {
 	role, roleLine, okRole := scalar("role")
 	password, pwLine, okPW := scalar("password")
 	e.user = User{Name: name, Role: Role(role), Pub: filters("pub"), Sub: filters("sub")}
+	if v := fields["min_profile"]; v != nil {
+		n, err := strconv.Atoi(v.Value)
+		switch {
+		case v.Kind != yaml.ScalarNode || err != nil || n < 1 || n > 3:
+			bad(path+".min_profile", v.Line, "want 1, 2 or 3 (the OCPP security profile)")
+		case okRole && Role(role) != RoleChargePoint:
+			bad(path+".min_profile", v.Line, "only a chargepoint user has a security profile")
+		default:
+			e.user.MinProfile = n
+		}
+	}
 	if okName {
 		if msg := checkName(name); msg != "" {
 			bad(path+".name", nameLine, "%s", msg)

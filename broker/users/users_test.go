@@ -103,7 +103,7 @@ func TestParseErrors(t *testing.T) {
 		{"users not a list", "users: CP1\n", []string{"users: want a list"}},
 		{"entry not a mapping", "users:\n  - CP1\n", []string{"users[0]: want a mapping"}},
 		{"unknown key", entry("name: CP1\n    role: chargepoint\n    password: \"" + cp + "\"\n    pasword: x"),
-			[]string{"users[0].pasword: unknown key; known keys here: name, role, password, pub, sub (line 5)"}},
+			[]string{"users[0].pasword: unknown key; known keys here: name, role, password, pub, sub, min_profile (line 5)"}},
 		{"key twice", entry("name: CP1\n    name: CP2\n    role: chargepoint\n    password: \"" + cp + "\""),
 			[]string{"users[0].name: given twice (line 3)"}},
 		{"missing name", entry("role: chargepoint\n    password: \"" + cp + "\""), []string{"users[0].name: missing"}},
@@ -114,6 +114,12 @@ func TestParseErrors(t *testing.T) {
 		{"empty name", entry("name: \"\"\n    role: chargepoint\n    password: \"" + cp + "\""), []string{"users[0].name: empty name"}},
 		{"colon in name", entry("name: \"a:b\"\n    role: chargepoint\n    password: \"" + cp + "\""), []string{"users[0].name: name contains ':'"}},
 		{"control char in name", entry("name: \"a\\tb\"\n    role: chargepoint\n    password: \"" + cp + "\""), []string{"users[0].name: name contains a control character"}},
+		{"min_profile out of range", entry("name: CP1\n    role: chargepoint\n    password: \"" + cp + "\"\n    min_profile: 4"),
+			[]string{"users[0].min_profile: want 1, 2 or 3 (the OCPP security profile) (line 5)"}},
+		{"min_profile not a number", entry("name: CP1\n    role: chargepoint\n    password: \"" + cp + "\"\n    min_profile: tls"),
+			[]string{"users[0].min_profile: want 1, 2 or 3"}},
+		{"min_profile on an mqtt user", entry("name: u\n    role: mqtt\n    password: \"" + bc + "\"\n    min_profile: 2"),
+			[]string{"users[0].min_profile: only a chargepoint user has a security profile"}},
 		{"unknown role", entry("name: CP1\n    role: charger\n    password: \"" + cp + "\""),
 			[]string{`users[0].role: unknown role "charger"; want chargepoint, mqtt or admin (line 3)`}},
 		{"plain-text password", entry("name: CP1\n    role: chargepoint\n    password: hunter2hunter2hunter2"),
@@ -318,6 +324,7 @@ func TestSameAs(t *testing.T) {
 		{"in neither", base, base, "nobody", true},
 		{"rules changed", base, parse(cp1, mq("a, b")), "u", false},
 		{"key rewritten", base, parse("  - {name: CP1, role: chargepoint, password: \""+stored(t, RoleChargePoint, "0123456789abcdef")+"\"}\n", mq("a")), "CP1", false},
+		{"min_profile raised", base, parse("  - {name: CP1, role: chargepoint, min_profile: 3, password: \""+cp+"\"}\n", mq("a")), "CP1", false},
 		{"nil old", nil, base, "CP1", false},
 		{"nil old, absent", nil, base, "nobody", true},
 	}
@@ -488,6 +495,32 @@ func BenchmarkCheckCachedBcrypt(b *testing.B) {
 	for b.Loop() {
 		if _, ok := db.Check("csms", "csms-secret"); !ok {
 			b.Fatal("check failed")
+		}
+	}
+}
+
+// TestMinProfile: a chargepoint user's minimum security profile is read
+// from the file and written back by AddUser, so `users add --min-profile`
+// and a hand-edited file agree.
+func TestMinProfile(t *testing.T) {
+	t.Parallel()
+	f := filepath.Join(t.TempDir(), "users.yaml")
+	if _, err := AddUser(f, User{Name: "CP3", Role: RoleChargePoint, MinProfile: 3}, "0123456789abcdef", bcrypt.MinCost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AddUser(f, User{Name: "CP0", Role: RoleChargePoint}, "0123456789abcdef", bcrypt.MinCost); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AddUser(f, User{Name: "u", Role: RoleMQTT, MinProfile: 2, Sub: []string{"#"}}, "pw", bcrypt.MinCost); err == nil {
+		t.Error("AddUser accepted min_profile on an mqtt user")
+	}
+	db, err := Load(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int{"CP3": 3, "CP0": 0} {
+		if u, _ := db.Lookup(name); u.MinProfile != want {
+			t.Errorf("%s: MinProfile %d, want %d", name, u.MinProfile, want)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -33,7 +34,7 @@ func (p *program) usersCommand() *cli.Command {
 		Name:      "users",
 		Usage:     "add, remove, list or import the accounts of the users file (charge points, MQTT users, admins)",
 		ArgsUsage: "add|remove|list|import ...",
-		Description: "  chargemq users add NAME --users-file F [--role chargepoint|mqtt|admin] [--pub FILTER]... [--sub FILTER]...\n" +
+		Description: "  chargemq users add NAME --users-file F [--role chargepoint|mqtt|admin] [--min-profile 2|3] [--pub FILTER]... [--sub FILTER]...\n" +
 			"                         [--password-stdin | --generate] [--replace]\n" +
 			"  chargemq users remove NAME --users-file F\n" +
 			"  chargemq users list --users-file F\n" +
@@ -80,6 +81,7 @@ func (p *program) usersApp() *cli.App {
 					&cli.StringFlag{Name: "role", Value: string(users.RoleChargePoint), Usage: "chargepoint, mqtt or admin"},
 					&cli.GenericFlag{Name: "pub", Value: &filterList{}, Usage: "topic filter the mqtt user may publish to (%u: its name, %c: its client id); repeat for more"},
 					&cli.GenericFlag{Name: "sub", Value: &filterList{}, Usage: "topic filter the mqtt user may subscribe to; repeat for more"},
+					&cli.IntFlag{Name: "min-profile", Usage: "chargepoint: the lowest OCPP security profile it may connect with (2: TLS, 3: client certificate); refuses downgrades"},
 					&cli.BoolFlag{Name: "password-stdin", Usage: "read the password as one line of stdin, never from a prompt"},
 					&cli.BoolFlag{Name: "generate", Usage: "make a random key (20 bytes, as 40 hex digits, as OCPP 1.6 AuthorizationKey) and print it"},
 					&cli.BoolFlag{Name: "replace", Usage: "replace the user if NAME exists (new password, role and rules)"},
@@ -96,7 +98,7 @@ func (p *program) usersApp() *cli.App {
 			},
 			{
 				Name:   "list",
-				Usage:  "list the users: name, role, pub and sub rules (never a password)",
+				Usage:  "list the users: name, role, pub and sub rules, minimum security profile (never a password)",
 				Flags:  []cli.Flag{fileFlag()},
 				Action: p.usersListAction,
 			},
@@ -213,10 +215,11 @@ func (p *program) usersAddAction(c *cli.Context) error {
 		return err
 	}
 	u := users.User{
-		Name: name,
-		Role: users.Role(c.String("role")),
-		Pub:  []string(*c.Generic("pub").(*filterList)),
-		Sub:  []string(*c.Generic("sub").(*filterList)),
+		Name:       name,
+		Role:       users.Role(c.String("role")),
+		MinProfile: c.Int("min-profile"),
+		Pub:        []string(*c.Generic("pub").(*filterList)),
+		Sub:        []string(*c.Generic("sub").(*filterList)),
 	}
 	var password string
 	switch {
@@ -331,9 +334,13 @@ func (p *program) usersListAction(c *cli.Context) error {
 		return strings.Join(l, " ")
 	}
 	w := tabwriter.NewWriter(p.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tROLE\tPUB\tSUB")
+	fmt.Fprintln(w, "NAME\tROLE\tPUB\tSUB\tMIN_PROFILE")
 	for _, u := range list {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", u.Name, u.Role, rules(u.Pub), rules(u.Sub))
+		profile := "-"
+		if u.MinProfile > 0 {
+			profile = strconv.Itoa(u.MinProfile)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", u.Name, u.Role, rules(u.Pub), rules(u.Sub), profile)
 	}
 	return w.Flush()
 }

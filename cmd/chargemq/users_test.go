@@ -209,7 +209,7 @@ func TestUsersAddReplaceAndGenerate(t *testing.T) {
 func TestUsersRemoveAndList(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "users.yaml")
 	for _, args := range [][]string{
-		{"add", "CP1", "--users-file", f},
+		{"add", "CP1", "--users-file", f, "--min-profile", "3"},
 		{"add", "CP2", "--users-file", f},
 		{"add", "csms", "--users-file", f, "--role", "mqtt", "--pub", "ocpp/cs/#", "--sub", "ocpp/#", "--sub", "csms/%u/#", "--bcrypt-cost", "4"},
 	} {
@@ -229,9 +229,9 @@ func TestUsersRemoveAndList(t *testing.T) {
 	if err != nil {
 		t.Fatalf("list: %v %s", err, stderr)
 	}
-	want := "NAME  ROLE         PUB        SUB\n" +
-		"CP1   chargepoint  -          -\n" +
-		"csms  mqtt         ocpp/cs/#  ocpp/# csms/%u/#\n"
+	want := "NAME  ROLE         PUB        SUB               MIN_PROFILE\n" +
+		"CP1   chargepoint  -          -                 3\n" +
+		"csms  mqtt         ocpp/cs/#  ocpp/# csms/%u/#  -\n"
 	if stdout != want {
 		t.Errorf("list printed\n%s\nwant\n%s", stdout, want)
 	}
