@@ -1,6 +1,8 @@
 package ocpp
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"log/slog"
 	"net/http"
@@ -37,18 +39,42 @@ type AuthRequest struct {
 	// both are "no credentials", and an authenticator that requires them
 	// refuses the charge point.
 	HasCredentials bool
+	// Profile is the OCPP security profile the connection meets: 1 over
+	// plain TCP, 2 over TLS, 3 over TLS with a client certificate the TLS
+	// listener verified [OCPP 1.6 Security Whitepaper §2; 2.0.1 A00].
+	Profile int
+	// Certificate is the verified client certificate of a profile 3
+	// connection (the leaf of its first verified chain); nil below 3.
+	Certificate *x509.Certificate
+}
+
+// securityProfile tells the profile of a request from its TLS state: a
+// certificate counts only when the TLS stack verified it against the
+// client CA (a listener that merely requests one would otherwise let any
+// self-signed certificate through).
+func securityProfile(cs *tls.ConnectionState) (int, *x509.Certificate) {
+	switch {
+	case cs == nil:
+		return 1, nil
+	case len(cs.VerifiedChains) > 0 && len(cs.VerifiedChains[0]) > 0:
+		return 3, cs.VerifiedChains[0][0]
+	default:
+		return 2, nil
+	}
 }
 
 // String describes the request without its password.
 func (a AuthRequest) String() string {
 	return "AuthRequest{CID:" + strconv.Quote(a.CID) + " Username:" + strconv.Quote(a.Username) +
-		" RemoteIP:" + strconv.Quote(a.RemoteIP) + " HasCredentials:" + strconv.FormatBool(a.HasCredentials) + "}"
+		" RemoteIP:" + strconv.Quote(a.RemoteIP) + " HasCredentials:" + strconv.FormatBool(a.HasCredentials) +
+		" Profile:" + strconv.Itoa(a.Profile) + "}"
 }
 
 // LogValue implements slog.LogValuer: the request without its password.
 func (a AuthRequest) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("cid", a.CID), slog.String("username", a.Username),
-		slog.String("remote_ip", a.RemoteIP), slog.Bool("has_credentials", a.HasCredentials))
+		slog.String("remote_ip", a.RemoteIP), slog.Bool("has_credentials", a.HasCredentials),
+		slog.Int("profile", a.Profile))
 }
 
 // AuthResult is Options.Authenticate's decision. A refusal with RetryAfter
@@ -61,10 +87,28 @@ func (a AuthRequest) LogValue() slog.Value {
 // "username_mismatch" and "backoff"): it is logged, never sent to the
 // charge point (telling an unknown user from a wrong password would help a
 // guesser), and must never carry a secret.
+//
+// Forbidden answers 403 instead of 401: the charge point is known (its
+// certificate verified) but may not connect this way (a certificate
+// naming another charge point, a profile below the user's minimum), so
+// asking it for Basic credentials would be misleading.
+//
+// BootSerial, on an admitted profile 3 connection, binds the certificate
+// to the charge point by serial number, as OCPP words the rule (2.0.1
+// A00.FR.405: the certificate's CN is the charge point's serial number).
+// Until a BootNotification whose chargePointSerialNumber equals
+// BootSerial arrives, the connection is neither attached (no presence,
+// no takeover, no commands) nor forwarded: its other calls are answered
+// SecurityError, its answers dropped and counted. A BootNotification with
+// another serial, or none, is answered Rejected by the gateway itself and
+// closed with 1008, reason auth_failed; so is a connection that sends
+// none within idle_timeout.
 type AuthResult struct {
 	OK         bool
 	RetryAfter time.Duration
 	Reason     string
+	Forbidden  bool
+	BootSerial string
 }
 
 // authRealm is the protection space the 401's WWW-Authenticate header
@@ -82,27 +126,35 @@ const maxAuthorizationLen = 1 << 10
 // refuses, answers the handshake (401 or 429). It returns the username to
 // record in SessionInfo. Neither the password nor the Authorization
 // header is logged; the username is.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, cid, ip string) (username string, ok bool) {
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, cid, ip string, profile int, cert *x509.Certificate) (username string, res AuthResult) {
 	if s.opts.Authenticate == nil {
-		return "", true
+		return "", AuthResult{OK: true}
 	}
-	req := AuthRequest{CID: cid, RemoteIP: ip}
+	req := AuthRequest{CID: cid, RemoteIP: ip, Profile: profile, Certificate: cert}
 	req.Username, req.Password, req.HasCredentials = basicCredentials(r.Header.Values("Authorization"))
-	res := s.opts.Authenticate(req)
+	res = s.opts.Authenticate(req)
 	if res.OK {
-		return req.Username, true
+		return req.Username, res
 	}
+	res.OK = false
 	if res.RetryAfter > 0 {
 		secs := retryAfterSeconds(res.RetryAfter)
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 		s.refuse(w, r, http.StatusTooManyRequests, refusedAuthBackoff, "too many failed logins; retry later",
 			"auth_reason", res.Reason, "username", req.Username, "retry_after", secs)
-		return "", false
+		return "", res
+	}
+	attrs := []any{"auth_reason", res.Reason, "username", req.Username, "has_credentials", req.HasCredentials, "profile", profile}
+	if cert != nil {
+		attrs = append(attrs, "certificate_cn", cert.Subject.CommonName)
+	}
+	if res.Forbidden {
+		s.refuse(w, r, http.StatusForbidden, refusedForbidden, "forbidden", attrs...)
+		return "", res
 	}
 	w.Header().Set("WWW-Authenticate", `Basic realm="`+authRealm+`"`)
-	s.refuse(w, r, http.StatusUnauthorized, refusedUnauthorized, "unauthorized",
-		"auth_reason", res.Reason, "username", req.Username, "has_credentials", req.HasCredentials)
-	return "", false
+	s.refuse(w, r, http.StatusUnauthorized, refusedUnauthorized, "unauthorized", attrs...)
+	return "", res
 }
 
 // retryAfterSeconds is d in whole seconds, rounded up: Retry-After has no

@@ -59,6 +59,14 @@ type conn struct {
 
 	refused uint64 // frames refused on this connection; reader only
 
+	// Proving the certificate's serial (prove.go): bootSerial is fixed at
+	// the handshake; unproven is true until a BootNotification matched it,
+	// and the connection is attached only then.
+	bootSerial        string
+	unproven          atomic.Bool
+	proveTimer        *time.Timer
+	revocationsBefore uint64
+
 	// pending holds the charge point's calls awaiting an answer from MQTT,
 	// a ring of MaxPending; guarded by st.mu.
 	pending []pendingCall
@@ -148,7 +156,11 @@ func (c *conn) read(done func()) {
 func (c *conn) finish(reason Reason, done func()) {
 	c.shut(reason, websocket.StatusNormalClosure)
 	c.stopWatchdog()
-	c.srv.detach(c, c.reason)
+	if c.unproven.Load() {
+		c.srv.dropUnproven(c, c.reason)
+	} else {
+		c.srv.detach(c, c.reason)
+	}
 	c.wmu.Lock()
 	c.ended = true
 	c.wmu.Unlock()
@@ -197,11 +209,20 @@ func (c *conn) handle(data []byte) {
 			c.reply(ce)
 			return
 		}
+		if c.unproven.Load() && !c.prove(&f) {
+			return
+		}
 		if c.rememberPending(f) {
 			s.stats.in(inConcurrentCall)
 		}
 		s.opts.Handler.Received(c.info, Inbound{Frame: f})
 	default:
+		if c.unproven.Load() {
+			// Nothing was sent to it that it could answer.
+			s.stats.in(inBeforeBoot)
+			c.logRefused("answer dropped before BootNotification", "unique_id", f.UniqueID)
+			return
+		}
 		if f.Type == TypeCallResult {
 			s.stats.in(inCallResult)
 		} else {

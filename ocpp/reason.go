@@ -21,6 +21,11 @@ const (
 	// changed while it was connected (Server.Revoke, Server.RevokeWhere),
 	// closed 1008. It must authenticate again to come back.
 	ReasonAuthRevoked Reason = "auth_revoked"
+	// ReasonAuthFailed: a charge point whose certificate is bound to its
+	// serial number (AuthResult.BootSerial) did not prove it: its
+	// BootNotification named another serial or none, or it sent none
+	// within idle_timeout. Closed 1008.
+	ReasonAuthFailed Reason = "auth_failed"
 )
 
 // Why a downstream command got a gateway error instead of an answer.

@@ -194,6 +194,9 @@ type SessionInfo struct {
 	// credentials changed. Empty when Authenticate is nil (a name nobody
 	// checked is not recorded) or admitted it without credentials.
 	Username string `json:"username,omitempty"`
+	// SecurityProfile is the OCPP security profile the connection met: 1
+	// (plain), 2 (TLS) or 3 (TLS with a verified client certificate).
+	SecurityProfile int `json:"security_profile"`
 }
 
 // Inbound is a frame from a charge point with what the gateway knows of it.
@@ -248,8 +251,9 @@ type Server struct {
 
 	mu       sync.RWMutex
 	stations map[string]*station
-	// live is every connection between attach and the end of its run,
-	// including replaced ones still closing, so Close can force them.
+	// live is every connection between its upgrade and the end of its
+	// run, including replaced ones still closing and those still proving
+	// their certificate's serial, so Shutdown and Close reach them all.
 	live map[*conn]struct{}
 	// frames pools the buffers readers read frames into.
 	frames sync.Pool
@@ -312,8 +316,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Read before Authenticate: a revocation from here on may have been
 	// missed by the credentials check, and is applied once c is attached.
 	revocationsBefore := s.revoked.count.Load()
-	username, ok := s.authenticate(w, r, cid, ip)
-	if !ok {
+	profile, cert := securityProfile(r.TLS)
+	username, auth := s.authenticate(w, r, cid, ip, profile, cert)
+	if !auth.OK {
 		return
 	}
 	if counter, why := s.admit(cid, ip); why != "" {
@@ -324,6 +329,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	admitted = true
 	c := newConn(s, cid, proto, r.RemoteAddr)
 	c.info.Username = username
+	c.info.SecurityProfile = profile
+	c.bootSerial = auth.BootSerial
+	c.revocationsBefore = revocationsBefore
 	var subprotocols []string
 	if echo {
 		subprotocols = []string{string(proto)}
@@ -345,8 +353,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.opts.MaxFrameSize)
 	c.ws = ws
-	s.attach(c) // counts it as connected before the handshake slot is given back
-	s.handshakes.Add(-1)
+	if c.bootSerial == "" {
+		s.attach(c) // counts it as connected before the handshake slot is given back
+		s.handshakes.Add(-1)
+	} else {
+		s.awaitProof(c) // keeps the handshake slot until proven
+	}
 	// The reader gets a goroutine of its own and net/http's returns: the
 	// handshake grew that one's stack to 16 KiB, which an idle charge
 	// point would otherwise keep for its whole connection.
@@ -358,7 +370,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.perIP.remove(ip, s.opts.MaxConnectionsPerIP)
 		s.gate.leave()
 	})
-	if s.revokedSince(revocationsBefore, c.info) {
+	if c.bootSerial == "" && s.revokedSince(revocationsBefore, c.info) {
 		c.shut(ReasonAuthRevoked, websocket.StatusPolicyViolation)
 	}
 }
@@ -758,7 +770,7 @@ func (s *Server) Sessions() []SessionInfo {
 // what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.gate.close()
-	for _, c := range s.connections() {
+	for _, c := range s.liveConns() {
 		c.shut(ReasonShutdown, websocket.StatusGoingAway)
 	}
 	err := s.gate.wait(ctx)
@@ -771,12 +783,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // for them to finish. It returns how many it dropped.
 func (s *Server) Close(ctx context.Context) (int, error) {
 	s.gate.close()
-	s.mu.RLock()
-	conns := make([]*conn, 0, len(s.live))
-	for c := range s.live {
-		conns = append(conns, c)
-	}
-	s.mu.RUnlock()
+	conns := s.liveConns()
 	for _, c := range conns {
 		c.shut(ReasonShutdown, websocket.StatusGoingAway)
 		c.raw.Close()
@@ -784,6 +791,19 @@ func (s *Server) Close(ctx context.Context) (int, error) {
 	err := s.gate.wait(ctx)
 	s.failHeld()
 	return len(conns), err
+}
+
+// liveConns returns every connection between its upgrade and the end of
+// its run: current, replaced ones still closing, and those still proving
+// their certificate's serial.
+func (s *Server) liveConns() []*conn {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	conns := make([]*conn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	return conns
 }
 
 // failHeld ends the commands held for offline charge points with offline

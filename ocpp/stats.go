@@ -18,11 +18,12 @@ const (
 	inPendingEvicted
 	inConcurrentCall
 	inInvalid
+	inBeforeBoot
 	numIn
 )
 
 var inNames = [numIn]string{"call", "callresult", "callerror", "malformed", "binary", "too_large", "late",
-	"unsolicited", "pending_evicted", "concurrent_call", "schema_invalid"}
+	"unsolicited", "pending_evicted", "concurrent_call", "schema_invalid", "before_boot"}
 
 type refusal int
 
@@ -36,11 +37,14 @@ const (
 	refusedPerIP
 	refusedUnauthorized
 	refusedAuthBackoff
+	refusedForbidden
+	refusedSerialMismatch
 	numRefusals
 )
 
 var refusalNames = [numRefusals]string{"bad_id", "bad_subprotocol", "upgrade_failed", "shutting_down",
-	"max_connections", "max_handshakes", "max_connections_per_ip", "unauthorized", "auth_backoff"}
+	"max_connections", "max_handshakes", "max_connections_per_ip", "unauthorized", "auth_backoff",
+	"forbidden", "serial_mismatch"}
 
 type counters struct {
 	connected atomic.Int64
@@ -60,16 +64,21 @@ type Stats struct {
 	// FramesIn counts frames from charge points by kind: call, callresult,
 	// callerror, malformed, binary, too_large; of the answers those that
 	// were late or unsolicited; calls sent while another was unanswered
-	// (concurrent_call), forgotten unanswered calls (pending_evicted) and
-	// frames that failed their schema (schema_invalid).
+	// (concurrent_call), forgotten unanswered calls (pending_evicted),
+	// frames that failed their schema (schema_invalid) and frames refused
+	// because the charge point has not yet proven its certificate's serial
+	// number by a BootNotification (before_boot).
 	FramesIn map[string]uint64 `json:"frames_in"`
 	// FramesOut counts frames sent to charge points by type.
 	FramesOut map[string]uint64 `json:"frames_out"`
 	// Refused counts handshakes refused, by reason: bad_id,
 	// bad_subprotocol, upgrade_failed, shutting_down, max_connections,
 	// max_handshakes, max_connections_per_ip, unauthorized (401: missing
-	// or wrong credentials) and auth_backoff (429: in a failed-login
-	// back-off).
+	// or wrong credentials), auth_backoff (429: in a failed-login
+	// back-off), forbidden (403: a client certificate or a security
+	// profile the rules refuse) and serial_mismatch (after the upgrade: a
+	// BootNotification whose serial is not the certificate's, or none in
+	// time; closed 1008 auth_failed).
 	Refused map[string]uint64 `json:"refused"`
 	// SchemaFailures counts frames and commands that failed their schema.
 	SchemaFailures []SchemaFailure `json:"schema_failures"`
