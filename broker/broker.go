@@ -5,6 +5,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/chargemq/chargemq/broker/certs"
 	"github.com/chargemq/chargemq/broker/topic"
 	"github.com/chargemq/chargemq/hooks/access"
 	"github.com/chargemq/chargemq/hooks/route"
@@ -38,6 +40,25 @@ const (
 // listener; port 0 picks a free port (see Addr).
 type Options struct {
 	MQTTAddr, MQTTWSAddr, OCPPAddr, HTTPAddr string
+	// TLS listeners (docs/security.md), next to the plain ones and off by
+	// default: OCPPTLSAddr is wss for charge points, security profile 3
+	// (a client certificate of TLS.ClientCA required) when a client CA is
+	// set, profile 2 (TLS and Basic credentials) otherwise;
+	// OCPPTLSBasicAddr serves profile 2 on a second port next to a
+	// profile 3 one; MQTTTLSAddr is mqtts, MQTTWSSAddr MQTT over wss, and
+	// HTTPTLSAddr the admin API over https.
+	OCPPTLSAddr, OCPPTLSBasicAddr, MQTTTLSAddr, MQTTWSSAddr, HTTPTLSAddr string
+	// TLS holds the certificates every TLS listener serves (an RSA and an
+	// ECDSA one may be given together) and the client CA.
+	TLS certs.Options
+	// ClientCertIdentity binds a profile 3 certificate to the charge
+	// point: IdentityCN (the default: Subject CN equals the id),
+	// IdentitySerial (the CN equals the chargePointSerialNumber of its
+	// BootNotification) or IdentityNone.
+	ClientCertIdentity string
+	// ClientCertOrganization, when set, must be one of the certificate's
+	// Subject Organization values (OCPP A00.FR.404: the operator's name).
+	ClientCertOrganization string
 
 	// OCPP configures the charge point side; Handler and Logger are set by
 	// the broker.
@@ -125,6 +146,7 @@ func DefaultOptions() Options {
 		},
 		ShutdownTimeout:      10 * time.Second,
 		FDReserve:            100,
+		ClientCertIdentity:   IdentityCN,
 		UsernameMustMatchCID: true,
 		Mountpoint:           "ocpp/",
 		UpstreamTopic:        "cp/${cid}",
@@ -168,6 +190,9 @@ func (o Options) withDefaults() Options {
 	if o.SchemaIDPrefix == "" {
 		o.SchemaIDPrefix = def.SchemaIDPrefix
 	}
+	if o.ClientCertIdentity == "" {
+		o.ClientCertIdentity = def.ClientCertIdentity
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -196,16 +221,19 @@ type Broker struct {
 	mqttListeners []net.Listener
 	mqttConns     mqttConns
 	loops         sync.WaitGroup
-	// ocppHTTP serves the OCPP listener, adminHTTP the admin API; the
+	// ocppHTTP serve the OCPP listeners, adminHTTP the admin API; the
 	// admin API keeps answering (readyz 503) until the very end.
-	ocppHTTP, adminHTTP *http.Server
+	ocppHTTP, adminHTTP []*http.Server
 	budget              *fdBudget
 	counts              listenerCounts
 	ready               atomic.Bool
 	// auth is nil without a users file; acl is the access hook.
-	auth        *auth
-	acl         *access.Hook
-	stopWatcher context.CancelFunc
+	auth *auth
+	acl  *access.Hook
+	// certs is nil without TLS listeners.
+	certs *certs.Store
+	// stopWatchers ends the users-file and certificate-expiry watchers.
+	stopWatchers context.CancelFunc
 }
 
 // New validates opts and builds a Broker; Start binds and serves.
@@ -234,6 +262,9 @@ func New(opts Options) (*Broker, error) {
 	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: mlog})
 
 	b := &Broker{opts: opts, log: log, mqtt: srv, addrs: make(map[string]net.Addr)}
+	if b.certs, err = checkTLS(opts, true); err != nil {
+		return nil, err
+	}
 	limit := openFileLimit() - int64(opts.FDReserve)
 	if openFileLimit() == 0 {
 		limit = math.MaxInt64
@@ -257,7 +288,6 @@ func New(opts Options) (*Broker, error) {
 		if b.auth, err = newAuth(opts.UsersFile, opts.UsernameMustMatchCID); err != nil {
 			return nil, err
 		}
-		o.Authenticate = b.auth.chargePoint
 		ao.Authenticate = b.auth.mqttClient
 		ao.MayPublish = mayPublish
 		ao.MaySubscribe = maySubscribe
@@ -271,6 +301,9 @@ func New(opts Options) (*Broker, error) {
 					"remote", cl.Net.Remote, "refused_so_far", n)
 			}
 		}
+	}
+	if b.auth != nil || b.certs != nil && b.certs.HasClientCA() {
+		o.Authenticate = b.chargePointAuth
 	}
 	b.ocpp = ocpp.NewServer(o)
 	b.bridge.ocpp = b.ocpp
@@ -314,7 +347,8 @@ func Validate(opts Options) error {
 			return err
 		}
 	}
-	return nil
+	_, err := checkTLS(opts, true)
+	return err
 }
 
 // parseTopics parses the templates and refuses a configuration in which the
@@ -366,17 +400,31 @@ func (b *Broker) Start() error {
 	if err := b.mqtt.Serve(); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.stopWatchers = cancel
+	watch := func(f func(context.Context)) {
+		b.loops.Add(1)
+		go func() {
+			defer b.loops.Done()
+			f(ctx)
+		}()
+	}
 	if b.auth == nil {
 		b.log.Warn(warnNoUsers())
 	} else {
 		b.log.Info("users file loaded", "path", b.auth.path, "users", b.auth.db.Load().Len())
-		ctx, cancel := context.WithCancel(context.Background())
-		b.stopWatcher = cancel
-		b.loops.Add(1)
-		go func() {
-			defer b.loops.Done()
-			b.watchUsers(ctx)
-		}()
+		watch(b.watchUsers)
+	}
+	if b.certs != nil {
+		for _, c := range b.certs.Summary() {
+			b.log.Info("certificate loaded", "file", c.File, "subject", c.Subject, "key", c.KeyType, "not_after", c.NotAfter)
+		}
+		if b.certs.HasClientCA() {
+			b.log.Info("client certificates required on the ocpp-tls listener (security profile 3)",
+				"client_ca", b.opts.TLS.ClientCA, "identity", b.opts.ClientCertIdentity, "organization", b.opts.ClientCertOrganization)
+		}
+		b.warnExpiring(time.Now())
+		watch(b.watchExpiry)
 	}
 	var bound []net.Listener
 	bind := func(name, addr string, budgeted bool) (net.Listener, error) {
@@ -407,37 +455,75 @@ func (b *Broker) Start() error {
 		})
 		return lim, nil
 	}
+	// kind says how a listener is served: MQTT over TCP, MQTT over
+	// WebSocket, OCPP or the admin API.
+	type kind int
+	const (
+		mqttTCP kind = iota
+		mqttWS
+		ocppWS
+		admin
+	)
 	type spec struct {
 		name, addr string
-		budgeted   bool
+		kind       kind
+		tls        bool
 	}
-	lns := map[string]net.Listener{}
+	var served []func()
 	for _, l := range []spec{
-		{ListenerMQTT, b.opts.MQTTAddr, true},
-		{ListenerMQTTWS, b.opts.MQTTWSAddr, true},
-		{ListenerOCPP, b.opts.OCPPAddr, true},
-		{ListenerHTTP, b.opts.HTTPAddr, false},
+		{ListenerMQTT, b.opts.MQTTAddr, mqttTCP, false},
+		{ListenerMQTTWS, b.opts.MQTTWSAddr, mqttWS, false},
+		{ListenerOCPP, b.opts.OCPPAddr, ocppWS, false},
+		{ListenerHTTP, b.opts.HTTPAddr, admin, false},
+		{ListenerMQTTTLS, b.opts.MQTTTLSAddr, mqttTCP, true},
+		{ListenerMQTTWSS, b.opts.MQTTWSSAddr, mqttWS, true},
+		{ListenerOCPPTLS, b.opts.OCPPTLSAddr, ocppWS, true},
+		{ListenerOCPPTLSBasic, b.opts.OCPPTLSBasicAddr, ocppWS, true},
+		{ListenerHTTPTLS, b.opts.HTTPTLSAddr, admin, true},
 	} {
-		ln, err := bind(l.name, l.addr, l.budgeted)
+		// The admin API is outside the descriptor budget: it must answer
+		// when a flood has taken the rest.
+		ln, err := bind(l.name, l.addr, l.kind != admin)
 		if err != nil {
 			return err
 		}
-		lns[l.name] = ln
+		if ln == nil {
+			continue
+		}
+		if l.tls {
+			cfg, err := b.tlsConfig(l.name)
+			if err != nil {
+				for _, l := range bound {
+					l.Close()
+				}
+				b.mqtt.Close()
+				return fmt.Errorf("listener %s: %w", l.name, err)
+			}
+			ln = tls.NewListener(ln, cfg)
+		}
+		// Serving starts once every listener is bound, so a bind error
+		// leaves nothing running.
+		name := l.name
+		switch l.kind {
+		case mqttTCP:
+			served = append(served, func() {
+				b.mqttListeners = append(b.mqttListeners, ln)
+				b.serveMQTT(name, ln)
+			})
+		case mqttWS:
+			served = append(served, func() {
+				ws := newWSListener(ln, b.opts.MQTT.ConnectTimeout, b.opts.MQTT.MaxPacketSize, b.log)
+				b.mqttListeners = append(b.mqttListeners, ws)
+				b.serveMQTT(name, ws)
+			})
+		case ocppWS:
+			served = append(served, func() { b.ocppHTTP = append(b.ocppHTTP, b.serveHTTP(name, ln, b.ocpp)) })
+		case admin:
+			served = append(served, func() { b.adminHTTP = append(b.adminHTTP, b.serveHTTP(name, ln, b.adminHandler())) })
+		}
 	}
-	if ln := lns[ListenerMQTT]; ln != nil {
-		b.mqttListeners = append(b.mqttListeners, ln)
-		b.serveMQTT(ListenerMQTT, ln)
-	}
-	if ln := lns[ListenerMQTTWS]; ln != nil {
-		ws := newWSListener(ln, b.opts.MQTT.ConnectTimeout, b.opts.MQTT.MaxPacketSize, b.log)
-		b.mqttListeners = append(b.mqttListeners, ws)
-		b.serveMQTT(ListenerMQTTWS, ws)
-	}
-	if ln := lns[ListenerOCPP]; ln != nil {
-		b.ocppHTTP = b.serveHTTP(ListenerOCPP, ln, b.ocpp)
-	}
-	if ln := lns[ListenerHTTP]; ln != nil {
-		b.adminHTTP = b.serveHTTP(ListenerHTTP, ln, b.adminHandler())
+	for _, serve := range served {
+		serve()
 	}
 	b.ready.Store(true)
 	return nil
@@ -518,17 +604,17 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 	defer cancelGraceful()
 	b.ready.Store(false)
 
-	if b.stopWatcher != nil {
-		b.stopWatcher()
+	if b.stopWatchers != nil {
+		b.stopWatchers()
 	}
 	// Stop accepting everywhere but on the admin API. The MQTT accept
 	// loops end before anything waits on mochi (its ClientsWg).
 	for _, ln := range b.mqttListeners {
 		ln.Close()
 	}
-	if b.ocppHTTP != nil {
-		_ = b.ocppHTTP.Shutdown(graceful) // waits for handshakes not yet upgraded
-		b.ocppHTTP.Close()
+	for _, srv := range b.ocppHTTP {
+		_ = srv.Shutdown(graceful) // waits for handshakes not yet upgraded
+		srv.Close()
 	}
 	var forced []any
 	if err := b.ocpp.Shutdown(graceful); err != nil {
@@ -557,9 +643,9 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.log.Error("shutdown: mqtt connections did not end; mochi left open")
 	}
 
-	if b.adminHTTP != nil {
-		_ = b.adminHTTP.Shutdown(graceful)
-		b.adminHTTP.Close()
+	for _, srv := range b.adminHTTP {
+		_ = srv.Shutdown(graceful)
+		srv.Close()
 	}
 	loopsDone := make(chan struct{})
 	go func() { b.loops.Wait(); close(loopsDone) }()

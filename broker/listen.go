@@ -2,6 +2,7 @@ package broker
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -68,7 +69,10 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ws.SetReadLimit(l.readLimit)
-	nc := websocket.NetConn(context.Background(), ws, websocket.MessageBinary)
+	var nc net.Conn = websocket.NetConn(context.Background(), ws, websocket.MessageBinary)
+	if r.TLS != nil {
+		nc = wssConn{nc, *r.TLS}
+	}
 	select {
 	case l.conns <- nc:
 	case <-l.closed:
@@ -99,3 +103,13 @@ func (l *wsListener) Close() error {
 
 // Addr implements net.Listener.
 func (l *wsListener) Addr() net.Addr { return l.ln.Addr() }
+
+// wssConn is an MQTT-over-wss connection with the TLS state of its
+// upgrade, for a login by client certificate.
+type wssConn struct {
+	net.Conn
+	state tls.ConnectionState
+}
+
+// ConnectionState implements tlsConn.
+func (c wssConn) ConnectionState() tls.ConnectionState { return c.state }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -245,4 +246,13 @@ func (g *packetGuard) reject() {
 	defer g.wmu.Unlock()
 	g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 	g.Conn.Write([]byte{packets.Disconnect << 4, 1, packets.ErrPacketTooLarge.Code})
+}
+
+// ConnectionState is the TLS state of the connection under the guard
+// (zero for plain TCP), so the access hook can find a client certificate.
+func (g *packetGuard) ConnectionState() tls.ConnectionState {
+	if tc, ok := g.Conn.(tlsConn); ok {
+		return tc.ConnectionState()
+	}
+	return tls.ConnectionState{}
 }

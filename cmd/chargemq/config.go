@@ -29,6 +29,7 @@ type Config struct {
 	// for the admin API, health checks and the process itself.
 	FDReserve int        `yaml:"fd_reserve"`
 	Auth      AuthConfig `yaml:"auth"`
+	TLS       TLSConfig  `yaml:"tls"`
 	MQTT      MQTTConfig `yaml:"mqtt"`
 	OCPP      OCPPConfig `yaml:"ocpp"`
 }
@@ -37,6 +38,22 @@ type Config struct {
 type AuthConfig struct {
 	// UsersFile is the users file (`chargemq users`); empty admits everyone.
 	UsersFile string `yaml:"users_file"`
+}
+
+// TLSConfig holds what every TLS listener serves.
+type TLSConfig struct {
+	// Certificates are the server certificates with their keys; an RSA
+	// and an ECDSA one together serve every OCPP cipher suite.
+	Certificates []CertificateConfig `yaml:"certificates"`
+	// ClientCA is the CA of the client certificates: with it the ocpp_tls
+	// listener requires one (security profile 3).
+	ClientCA string `yaml:"client_ca"`
+}
+
+// CertificateConfig is one certificate chain file and its key file (PEM).
+type CertificateConfig struct {
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
 }
 
 // MQTTConfig bounds what MQTT clients may make the broker hold.
@@ -61,6 +78,12 @@ type ListenersConfig struct {
 	MQTTWS string `yaml:"mqtt_ws"`
 	OCPP   string `yaml:"ocpp"`
 	HTTP   string `yaml:"http"`
+	// The TLS listeners, off by default (docs/security.md).
+	OCPPTLS      string `yaml:"ocpp_tls"`
+	OCPPTLSBasic string `yaml:"ocpp_tls_basic"`
+	MQTTTLS      string `yaml:"mqtt_tls"`
+	MQTTWSS      string `yaml:"mqtt_wss"`
+	HTTPTLS      string `yaml:"http_tls"`
 }
 
 // LogConfig chooses the slog handler made in run: Level is one of debug, info,
@@ -105,6 +128,12 @@ type OCPPConfig struct {
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// UsernameMustMatchCID binds a charge point's user to its id.
 	UsernameMustMatchCID bool `yaml:"username_must_match_cid"`
+	// ClientCertIdentity binds a profile 3 client certificate to the
+	// charge point: cn, serial or none.
+	ClientCertIdentity string `yaml:"client_cert_identity"`
+	// ClientCertOrganization, when set, must be an Organization of the
+	// client certificate's subject.
+	ClientCertOrganization string `yaml:"client_cert_organization"`
 	// PresenceTopic is the template of the retained presence messages.
 	PresenceTopic string `yaml:"presence_topic"`
 	// MessageFormatChecking is the schema checking mode: all, upstream_only,
@@ -174,7 +203,14 @@ func DefaultConfig() Config {
 			MQTTWS: d.MQTTWSAddr,
 			OCPP:   d.OCPPAddr,
 			HTTP:   d.HTTPAddr,
+
+			OCPPTLS:      d.OCPPTLSAddr,
+			OCPPTLSBasic: d.OCPPTLSBasicAddr,
+			MQTTTLS:      d.MQTTTLSAddr,
+			MQTTWSS:      d.MQTTWSSAddr,
+			HTTPTLS:      d.HTTPTLSAddr,
 		},
+		TLS:             TLSConfig{Certificates: []CertificateConfig{}, ClientCA: d.TLS.ClientCA},
 		Log:             LogConfig{Level: "info", Format: "text"},
 		ShutdownTimeout: d.ShutdownTimeout,
 		FDReserve:       d.FDReserve,
@@ -201,6 +237,8 @@ func DefaultConfig() Config {
 			MaxHandshakes:                 o.MaxHandshakes,
 			MaxConnectionsPerIP:           o.MaxConnectionsPerIP,
 			UsernameMustMatchCID:          d.UsernameMustMatchCID,
+			ClientCertIdentity:            d.ClientCertIdentity,
+			ClientCertOrganization:        d.ClientCertOrganization,
 			PresenceTopic:                 d.PresenceTopic,
 			MessageFormatChecking:         string(d.Checking),
 			CheckingOverrides:             []CheckingOverride{},
@@ -253,6 +291,11 @@ func (c *Config) Validate() error {
 		{"listeners.mqtt_ws", c.Listeners.MQTTWS},
 		{"listeners.ocpp", c.Listeners.OCPP},
 		{"listeners.http", c.Listeners.HTTP},
+		{"listeners.ocpp_tls", c.Listeners.OCPPTLS},
+		{"listeners.ocpp_tls_basic", c.Listeners.OCPPTLSBasic},
+		{"listeners.mqtt_tls", c.Listeners.MQTTTLS},
+		{"listeners.mqtt_wss", c.Listeners.MQTTWSS},
+		{"listeners.http_tls", c.Listeners.HTTPTLS},
 	}
 	seen := map[string]string{}
 	for _, l := range listeners {
@@ -295,6 +338,33 @@ func (c *Config) Validate() error {
 			bad("auth.users_file", "%q is a directory", f)
 		}
 	}
+	tlsListeners := []string{}
+	for _, l := range listeners[4:] {
+		if l.addr != "" {
+			tlsListeners = append(tlsListeners, l.path)
+		}
+	}
+	for i, pair := range c.TLS.Certificates {
+		if pair.Cert == "" {
+			bad(fmt.Sprintf("tls.certificates[%d].cert", i), "missing (each --tls-key needs a --tls-cert)")
+		}
+		if pair.Key == "" {
+			bad(fmt.Sprintf("tls.certificates[%d].key", i), "missing (each --tls-cert needs a --tls-key)")
+		}
+	}
+	if len(tlsListeners) > 0 && len(c.TLS.Certificates) == 0 {
+		bad("tls.certificates", "%s needs a certificate (--tls-cert and --tls-key)", strings.Join(tlsListeners, ", "))
+	}
+	if c.Listeners.OCPPTLSBasic != "" && c.TLS.ClientCA == "" {
+		bad("listeners.ocpp_tls_basic", "serves profile 2 next to a profile 3 port, so it needs tls.client_ca "+
+			"(without a client CA, listeners.ocpp_tls serves profile 2 itself)")
+	}
+	switch c.OCPP.ClientCertIdentity {
+	case broker.IdentityCN, broker.IdentitySerial, broker.IdentityNone:
+	default:
+		bad("ocpp.client_cert_identity", "must be cn, serial or none (got %q)", c.OCPP.ClientCertIdentity)
+	}
+
 	m := &c.MQTT
 	if m.MaxPacketSize < 16 || m.MaxPacketSize > 268435455 {
 		// 268,435,455 is the largest remaining length MQTT can encode.

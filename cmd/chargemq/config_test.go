@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -282,6 +284,18 @@ func TestLoadErrors(t *testing.T) {
 			[]string{"ocpp.dnstream.max_offline_bytes: from $CHARGEMQ_OCPP_DNSTREAM_MAX_OFFLINE_BYTES", "integer"}},
 		{"bad env checking mode", "", map[string]string{"CHARGEMQ_OCPP_MESSAGE_FORMAT_CHECKING": "none"}, nil,
 			[]string{"ocpp.message_format_checking: must be one of"}},
+		{"tls listener without a certificate", "listeners:\n  ocpp_tls: \":0\"\n  mqtt_tls: \":0\"\n", nil, nil,
+			[]string{"tls.certificates: listeners.ocpp_tls, listeners.mqtt_tls needs a certificate"}},
+		{"certificate without key", "", nil, map[string]string{"tls-cert": "a.crt,b.crt", "tls-key": "a.key"},
+			[]string{"tls.certificates[1].key: missing"}},
+		{"key without certificate", "tls:\n  certificates:\n    - key: a.key\n", nil, nil,
+			[]string{"tls.certificates[0].cert: missing"}},
+		{"profile 2 port without client ca", "listeners:\n  ocpp_tls_basic: \":0\"\ntls:\n  certificates: [{cert: a, key: b}]\n", nil, nil,
+			[]string{"listeners.ocpp_tls_basic: serves profile 2 next to a profile 3 port, so it needs tls.client_ca"}},
+		{"bad cert identity", "ocpp:\n  client_cert_identity: subject\n", nil, nil,
+			[]string{`ocpp.client_cert_identity: must be cn, serial or none (got "subject")`}},
+		{"bad tls listener address", "", map[string]string{"CHARGEMQ_MQTT_WSS_ADDR": "8084"}, nil,
+			[]string{"listeners.mqtt_wss: must be host:port"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -364,8 +378,27 @@ func TestSettingsCoverConfig(t *testing.T) {
 		delete(paths, l)
 	}
 	for p := range paths {
+		// A column of a list of pairs (tls.certificates[].cert) is set
+		// through the list, which the walk does not descend into.
+		if list, _, ok := strings.Cut(p, "[]."); ok && yamlPathExists(list) {
+			continue
+		}
 		t.Errorf("setting %s is not a Config key", p)
 	}
+}
+
+// yamlPathExists reports whether path ("tls.certificates") names a field
+// of Config.
+func yamlPathExists(path string) bool {
+	t := reflect.TypeOf(Config{})
+	for _, name := range strings.Split(path, ".") {
+		f, ok := fieldByYAMLName(t, name)
+		if !ok {
+			return false
+		}
+		t = f.Type
+	}
+	return true
 }
 
 // zeroText is how get formats a zero value of the field's type.
@@ -392,7 +425,7 @@ func TestSettingsPointAtTheirPath(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		val := map[string]string{"*string": "marker", "*int": "4242", "*time.Duration": "4242s"}[reflect.TypeOf(s.field(&c)).String()]
+		val := map[string]string{"*string": "marker", "main.certList": "marker", "*int": "4242", "*time.Duration": "4242s"}[reflect.TypeOf(s.field(&c)).String()]
 		if b, ok := s.field(&c).(*bool); ok {
 			val = strconv.FormatBool(!*b) // a change whatever the default
 		}
@@ -404,6 +437,12 @@ func TestSettingsPointAtTheirPath(t *testing.T) {
 			t.Fatal(err)
 		}
 		key := s.path[strings.LastIndex(s.path, ".")+1:]
+		if _, ok := s.field(&c).(certList); ok {
+			if !strings.Contains(string(after), key+": marker\n") {
+				t.Errorf("%s: setting it did not show %s: marker in\n%s", s.path, key, after)
+			}
+			continue
+		}
 		changed := diffLines(string(before), string(after))
 		if len(changed) != 1 || !strings.HasPrefix(strings.TrimSpace(changed[0]), key+": ") {
 			t.Errorf("%s: setting it changed YAML lines %q, want one line for key %q", s.path, changed, key)
@@ -545,8 +584,67 @@ func TestDocsDefaultsMatchCode(t *testing.T) {
 		t.Errorf("documented defaults file =\n%+v\ncode =\n%+v", got, def)
 	}
 	for _, s := range settings() {
+		if strings.Contains(s.path, "[]") {
+			continue // a list, shown empty
+		}
 		if !strings.Contains(block[:start+8+end], "\n"+strings.Repeat("  ", strings.Count(s.path, "."))+s.path[strings.LastIndex(s.path, ".")+1:]+":") {
 			t.Errorf("documented defaults file lacks %s", s.path)
+		}
+	}
+}
+
+// TestTLSCertificateSources: --tls-cert and --tls-key repeat and pair by
+// position, their variables are comma-separated, and either replaces the
+// file's list.
+func TestTLSCertificateSources(t *testing.T) {
+	t.Parallel()
+	file := writeConfig(t, "tls:\n  certificates:\n    - {cert: file.crt, key: file.key}\n    - {cert: file2.crt, key: file2.key}\n")
+	pairs := func(kv ...string) []CertificateConfig {
+		out := []CertificateConfig{}
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, CertificateConfig{Cert: kv[i], Key: kv[i+1]})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name  string
+		env   map[string]string
+		flags map[string]string
+		want  []CertificateConfig
+	}{
+		{"file", nil, nil, pairs("file.crt", "file.key", "file2.crt", "file2.key")},
+		{"env", map[string]string{"CHARGEMQ_TLS_CERT": "rsa.crt, ec.crt", "CHARGEMQ_TLS_KEY": "rsa.key,ec.key"}, nil,
+			pairs("rsa.crt", "rsa.key", "ec.crt", "ec.key")},
+		{"flags over env", map[string]string{"CHARGEMQ_TLS_CERT": "env.crt", "CHARGEMQ_TLS_KEY": "env.key"},
+			map[string]string{"tls-cert": "flag.crt", "tls-key": "flag.key"}, pairs("flag.crt", "flag.key")},
+	} {
+		cfg, err := loadConfig(configSources{File: file, LookupEnv: envOf(tc.env), Flags: tc.flags})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !reflect.DeepEqual(cfg.TLS.Certificates, tc.want) {
+			t.Errorf("%s: certificates %+v, want %+v", tc.name, cfg.TLS.Certificates, tc.want)
+		}
+	}
+}
+
+// TestTLSCertFlagRepeats: the real command line repeats --tls-cert and
+// --tls-key, and check-config shows the two pairs it loaded.
+func TestTLSCertFlagRepeats(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	dir := filepath.Join("testdata", "tls")
+	err := run(context.Background(), []string{"chargemq",
+		"--tls-cert", filepath.Join(dir, "server-rsa.crt"), "--tls-key", filepath.Join(dir, "server-rsa.key"),
+		"--tls-cert", filepath.Join(dir, "server-ec.crt"), "--tls-key", filepath.Join(dir, "server-ec.key"),
+		"--mqtt-tls-addr", ":0", "check-config", filepath.Join("testdata", "minimal.yaml")}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("check-config: %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"cert: testdata/tls/server-rsa.crt\n      key: testdata/tls/server-rsa.key",
+		"cert: testdata/tls/server-ec.crt\n      key: testdata/tls/server-ec.key"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("check-config output lacks %q:\n%s", want, stdout.String())
 		}
 	}
 }

@@ -86,6 +86,8 @@ func (s setting) set(c *Config, text string) error {
 			return fmt.Errorf("want a duration such as \"10s\" or \"1m30s\", got %q", text)
 		}
 		*p = d
+	case certList:
+		p.set(text)
 	default:
 		panic(fmt.Sprintf("setting %s: unsupported field type %T", s.path, p))
 	}
@@ -103,9 +105,60 @@ func (s setting) get(c *Config) string {
 		return strconv.FormatBool(*p)
 	case *time.Duration:
 		return p.String()
+	case certList:
+		return p.get()
 	default:
 		panic(fmt.Sprintf("setting %s: unsupported field type %T", s.path, p))
 	}
+}
+
+// certList is one column (the cert files, or the key files) of
+// tls.certificates, for the repeatable --tls-cert and --tls-key flags and
+// their comma-separated environment variables: values pair with the other
+// column by position. Setting a column replaces that whole column, and
+// pairs left with neither file are dropped, so a flag pair replaces what
+// the file listed, and a column one value short leaves a pair half empty
+// for Validate to name.
+type certList struct {
+	list *[]CertificateConfig
+	key  bool
+}
+
+func (l certList) set(text string) {
+	var values []string
+	for _, v := range strings.Split(text, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			values = append(values, v)
+		}
+	}
+	pairs := make([]CertificateConfig, max(len(values), len(*l.list)))
+	copy(pairs, *l.list)
+	for i := range pairs {
+		v := ""
+		if i < len(values) {
+			v = values[i]
+		}
+		if l.key {
+			pairs[i].Key = v
+		} else {
+			pairs[i].Cert = v
+		}
+	}
+	for len(pairs) > 0 && pairs[len(pairs)-1] == (CertificateConfig{}) {
+		pairs = pairs[:len(pairs)-1]
+	}
+	*l.list = pairs
+}
+
+func (l certList) get() string {
+	values := make([]string, len(*l.list))
+	for i, p := range *l.list {
+		values[i] = p.Cert
+		if l.key {
+			values[i] = p.Key
+		}
+	}
+	return strings.Join(values, ",")
 }
 
 // settings lists every scalar key. ocpp.upstream.topic_override_mapping (a
@@ -120,6 +173,22 @@ func settings() []setting {
 			field: func(c *Config) any { return &c.Listeners.OCPP }},
 		{path: "listeners.http", flag: "http-addr", usage: "admin HTTP API listen address (\"\" disables)",
 			field: func(c *Config) any { return &c.Listeners.HTTP }},
+		{path: "listeners.ocpp_tls", flag: "ocpp-tls-addr", usage: "OCPP-J over wss listen address: security profile 3 with --tls-client-ca, else 2 (\"\" disables)",
+			field: func(c *Config) any { return &c.Listeners.OCPPTLS }},
+		{path: "listeners.ocpp_tls_basic", flag: "ocpp-tls-basic-addr", usage: "a second wss port for profile 2 charge points next to a profile 3 one (\"\" disables)",
+			field: func(c *Config) any { return &c.Listeners.OCPPTLSBasic }},
+		{path: "listeners.mqtt_tls", flag: "mqtt-tls-addr", usage: "MQTT over TLS (mqtts) listen address (\"\" disables)",
+			field: func(c *Config) any { return &c.Listeners.MQTTTLS }},
+		{path: "listeners.mqtt_wss", flag: "mqtt-wss-addr", usage: "MQTT over wss listen address, path /mqtt (\"\" disables)",
+			field: func(c *Config) any { return &c.Listeners.MQTTWSS }},
+		{path: "listeners.http_tls", flag: "http-tls-addr", usage: "admin HTTP API over https listen address (\"\" disables)",
+			field: func(c *Config) any { return &c.Listeners.HTTPTLS }},
+		{path: "tls.certificates[].cert", flag: "tls-cert", usage: "server certificate chain (PEM) of the TLS listeners; repeat for an RSA and an ECDSA one, paired with --tls-key by position",
+			field: func(c *Config) any { return certList{&c.TLS.Certificates, false} }},
+		{path: "tls.certificates[].key", flag: "tls-key", usage: "private key (PEM) of the --tls-cert at the same position",
+			field: func(c *Config) any { return certList{&c.TLS.Certificates, true} }},
+		{path: "tls.client_ca", flag: "tls-client-ca", usage: "CA (PEM) of charge point and MQTT client certificates; makes --ocpp-tls-addr require one (profile 3)",
+			field: func(c *Config) any { return &c.TLS.ClientCA }},
 		{path: "log.level", flag: "log-level", usage: "log level: debug, info, warn or error",
 			field: func(c *Config) any { return &c.Log.Level }},
 		{path: "log.format", flag: "log-format", usage: "log format: text or json",
@@ -146,6 +215,8 @@ func settings() []setting {
 		{path: "ocpp.max_handshakes", field: func(c *Config) any { return &c.OCPP.MaxHandshakes }},
 		{path: "ocpp.max_connections_per_ip", field: func(c *Config) any { return &c.OCPP.MaxConnectionsPerIP }},
 		{path: "ocpp.username_must_match_cid", field: func(c *Config) any { return &c.OCPP.UsernameMustMatchCID }},
+		{path: "ocpp.client_cert_identity", field: func(c *Config) any { return &c.OCPP.ClientCertIdentity }},
+		{path: "ocpp.client_cert_organization", field: func(c *Config) any { return &c.OCPP.ClientCertOrganization }},
 		{path: "ocpp.presence_topic", field: func(c *Config) any { return &c.OCPP.PresenceTopic }},
 		{path: "ocpp.message_format_checking", field: func(c *Config) any { return &c.OCPP.MessageFormatChecking }},
 		{path: "ocpp.json_schema_id_prefix", field: func(c *Config) any { return &c.OCPP.JSONSchemaIDPrefix }},

@@ -121,6 +121,10 @@ func configFlags() []cli.Flag {
 		if s.flag == "" {
 			continue
 		}
+		if _, repeated := s.field(&def).(certList); repeated {
+			flags = append(flags, &cli.StringSliceFlag{Name: s.flag, Usage: s.usage + " [$" + s.env() + ", comma-separated]"})
+			continue
+		}
 		flags = append(flags, &cli.StringFlag{
 			Name:        s.flag,
 			Usage:       s.usage + " [$" + s.env() + "]",
@@ -140,6 +144,10 @@ func flagValues(c *cli.Context) map[string]string {
 	for i := len(lineage) - 1; i >= 0; i-- {
 		lc := lineage[i]
 		for _, name := range lc.LocalFlagNames() {
+			if v := lc.StringSlice(name); len(v) > 0 {
+				out[name] = strings.Join(v, ",") // a repeatable flag (--tls-cert)
+				continue
+			}
 			out[name] = lc.String(name)
 		}
 	}

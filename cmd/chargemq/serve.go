@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/chargemq/chargemq/broker"
+	"github.com/chargemq/chargemq/broker/certs"
 	"github.com/chargemq/chargemq/ocpp"
 )
 
@@ -35,7 +36,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := b.Start(); err != nil {
 		return err
 	}
-	// SIGHUP re-reads the users file (it is also re-read when it changes).
+	// SIGHUP re-reads the users file (it is also re-read when it changes)
+	// and the TLS certificates and client CA.
 	// Caught from before the start line, so a SIGHUP sent after it never
 	// takes the default action (ending the process).
 	hup := make(chan os.Signal, 1)
@@ -45,8 +47,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	for done := false; !done; {
 		select {
 		case <-hup:
-			log.Info("SIGHUP: reloading the users file")
+			log.Info("SIGHUP: reloading the users file and the certificates")
 			_ = b.ReloadUsers()
+			_ = b.ReloadTLS()
 		case <-ctx.Done():
 			done = true
 		}
@@ -70,6 +73,16 @@ func brokerOptions(cfg Config, log *slog.Logger) broker.Options {
 		MQTTWSAddr: cfg.Listeners.MQTTWS,
 		OCPPAddr:   cfg.Listeners.OCPP,
 		HTTPAddr:   cfg.Listeners.HTTP,
+
+		OCPPTLSAddr:      cfg.Listeners.OCPPTLS,
+		OCPPTLSBasicAddr: cfg.Listeners.OCPPTLSBasic,
+		MQTTTLSAddr:      cfg.Listeners.MQTTTLS,
+		MQTTWSSAddr:      cfg.Listeners.MQTTWSS,
+		HTTPTLSAddr:      cfg.Listeners.HTTPTLS,
+		TLS:              tlsOptions(cfg.TLS),
+
+		ClientCertIdentity:     o.ClientCertIdentity,
+		ClientCertOrganization: o.ClientCertOrganization,
 		OCPP: ocpp.Options{
 			Path:                o.Path,
 			MaxFrameSize:        int64(o.MaxFrameSize),
@@ -116,4 +129,13 @@ func brokerOptions(cfg Config, log *slog.Logger) broker.Options {
 
 		Logger: log,
 	}
+}
+
+// tlsOptions maps the tls section onto the broker's.
+func tlsOptions(t TLSConfig) certs.Options {
+	o := certs.Options{ClientCA: t.ClientCA}
+	for _, c := range t.Certificates {
+		o.Certificates = append(o.Certificates, certs.Pair{Cert: c.Cert, Key: c.Key})
+	}
+	return o
 }

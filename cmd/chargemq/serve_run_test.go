@@ -199,7 +199,7 @@ func TestServeReloadsUsersOnSIGHUP(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitLog("SIGHUP: reloading the users file")
+	waitLog("SIGHUP: reloading the users file and the certificates")
 	waitLog("users file reloaded")
 	cancel()
 	if err := <-done; err != nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/chargemq/chargemq/broker"
+	"github.com/chargemq/chargemq/broker/certs"
 	"github.com/chargemq/chargemq/ocpp"
 )
 
@@ -25,6 +26,16 @@ func TestBrokerOptionsFull(t *testing.T) {
 	got := brokerOptions(cfg, log)
 	want := broker.Options{
 		MQTTAddr: "127.0.0.1:11883", MQTTWSAddr: "", OCPPAddr: ":0", HTTPAddr: "127.0.0.1:18084",
+		OCPPTLSAddr: ":0", OCPPTLSBasicAddr: ":0", MQTTTLSAddr: ":0", MQTTWSSAddr: ":0", HTTPTLSAddr: ":0",
+		TLS: certs.Options{
+			Certificates: []certs.Pair{
+				{Cert: "testdata/tls/server-rsa.crt", Key: "testdata/tls/server-rsa.key"},
+				{Cert: "testdata/tls/server-ec.crt", Key: "testdata/tls/server-ec.key"},
+			},
+			ClientCA: "testdata/tls/ca.pem",
+		},
+		ClientCertIdentity:     "serial",
+		ClientCertOrganization: "Depot Operator Ltd",
 		OCPP: ocpp.Options{
 			Path:                "/ocpp16/",
 			MaxFrameSize:        131072,
