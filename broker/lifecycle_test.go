@@ -46,7 +46,7 @@ func TestPresence(t *testing.T) {
 
 	dialCP(t, b, "CP2").ws.CloseRead(context.Background())
 	expectPresence(t, sub, "CP2", "online", "")
-	b.OCPP().Kick("CP2")
+	b.OCPP().Kick("CP2", 0)
 	expectPresence(t, sub, "CP2", "offline", "kicked")
 }
 

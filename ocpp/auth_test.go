@@ -476,7 +476,7 @@ func TestRevokeDuringHandshake(t *testing.T) {
 				return
 			}
 			// Still connected: the next close is the test's own kick.
-			h.srv.Kick("CP1")
+			h.srv.Kick("CP1", 0)
 			if ce := readClose(t, ws); ce.Reason != string(ReasonKicked) {
 				t.Fatalf("closed %v, want kicked (the revocation did not match)", ce)
 			}

@@ -59,6 +59,10 @@ type conn struct {
 
 	refused uint64 // frames refused on this connection; reader only
 
+	// framesIn and framesOut count the connection's frames by type, for
+	// the admin API.
+	framesIn, framesOut frameCounter
+
 	// Proving the certificate's serial (prove.go): bootSerial is fixed at
 	// the handshake; unproven is true until a BootNotification matched it,
 	// and the connection is attached only then.
@@ -191,16 +195,20 @@ func (c *conn) handle(data []byte) {
 	s := c.srv
 	c.touch()
 	c.firstFrame()
+	s.stats.bytesIn.Add(uint64(len(data)))
 	f, err := ParseFrame(data)
 	if err != nil {
+		c.record(DirectionIn, "malformed", "", "", len(data), data)
 		s.stats.in(inMalformed)
 		ce := AsCallError(err)
 		c.logRefused("malformed frame", "code", c.info.Protocol.Spell(ce.Code), "error", ce.Description)
 		c.reply(ce)
 		return
 	}
+	c.framesIn.add(f.Type)
 	switch f.Type {
 	case TypeCall:
+		c.record(DirectionIn, f.Type.String(), f.Action, f.UniqueID, len(data), f.Payload)
 		s.stats.in(inCall)
 		if ce := c.checkCall(&f); ce != nil {
 			s.stats.in(inInvalid)
@@ -219,6 +227,7 @@ func (c *conn) handle(data []byte) {
 	default:
 		if c.unproven.Load() {
 			// Nothing was sent to it that it could answer.
+			c.recordFrame(DirectionIn, &f, len(data))
 			s.stats.in(inBeforeBoot)
 			c.logRefused("answer dropped before BootNotification", "unique_id", f.UniqueID)
 			return
@@ -228,20 +237,21 @@ func (c *conn) handle(data []byte) {
 		} else {
 			s.stats.in(inCallError)
 		}
-		c.handleAnswer(f)
+		c.handleAnswer(f, len(data))
 	}
 }
 
 // handleAnswer matches and publishes a CALLRESULT or CALLERROR from the
 // charge point. The events lock keeps it behind a timeout error of the
 // same command that is being reported (station.timeout).
-func (c *conn) handleAnswer(f Frame) {
+func (c *conn) handleAnswer(f Frame, size int) {
 	s := c.srv
 	st := c.st
 	st.events.Lock()
 	defer st.events.Unlock()
 	in := Inbound{Frame: f}
 	st.matchAnswer(&in)
+	c.recordFrame(DirectionIn, &in.Frame, size)
 	if in.Command != nil {
 		c.watchCommandAnswer(in.Command, &f)
 	}
@@ -284,11 +294,56 @@ const (
 // for room in replies: back-pressure on the charge point that caused it.
 func (c *conn) reply(ce *CallError) {
 	f := ce.Frame(c.info.Protocol)
+	raw := f.AppendJSON(nil)
 	select {
-	case c.replies <- f.AppendJSON(nil):
-		c.srv.stats.out(TypeCallError)
+	case c.replies <- raw:
+		c.countOut(&f, raw)
 		c.startWriter()
 	case <-c.done:
+	}
+}
+
+// countOut counts and records a frame queued for the charge point.
+func (c *conn) countOut(f *Frame, raw []byte) {
+	c.srv.stats.out(f.Type)
+	c.srv.stats.bytesOut.Add(uint64(len(raw)))
+	c.framesOut.add(f.Type)
+	if f.Type == TypeCallError {
+		c.record(DirectionOut, f.Type.String(), f.Action, f.UniqueID, len(raw), raw)
+		return
+	}
+	c.record(DirectionOut, f.Type.String(), f.Action, f.UniqueID, len(raw), f.Payload)
+}
+
+// recordFrame records a parsed frame from the charge point: its payload,
+// or the whole frame for a CALLERROR (which has none).
+func (c *conn) recordFrame(dir string, f *Frame, size int) {
+	if c.srv.history == nil && c.srv.opts.OnFrame == nil {
+		return
+	}
+	payload := []byte(f.Payload)
+	if f.Type == TypeCallError {
+		payload = f.AppendJSON(nil)
+	}
+	c.record(dir, f.Type.String(), f.Action, f.UniqueID, size, payload)
+}
+
+// record keeps a frame in the history and hands it to Options.OnFrame.
+func (c *conn) record(dir, typ, action, id string, size int, payload []byte) {
+	h, on := c.srv.history, c.srv.opts.OnFrame
+	if h == nil && on == nil {
+		return
+	}
+	r := FrameRecord{Time: time.Now(), Direction: dir, Type: typ, Action: action, UniqueID: id, Size: size}
+	if h != nil {
+		h.add(c.cid, r, payload)
+	}
+	if on != nil {
+		if len(payload) > maxRecordedPayload {
+			payload, r.Truncated = payload[:maxRecordedPayload], true
+		}
+		r.Payload = string(payload)
+		on(c.cid, r)
 	}
 }
 
@@ -350,12 +405,13 @@ func (c *conn) takePending(id string, now time.Time) (string, bool) {
 	return "", false
 }
 
-// send hands a frame to the writer without blocking. When the outbox is
-// full the charge point is not reading: it is closed as a slow consumer.
-func (c *conn) send(frame []byte, t MessageType) {
+// sendCommand hands a command's frame to the writer without blocking.
+// When the outbox is full the charge point is not reading: it is closed as
+// a slow consumer.
+func (c *conn) sendCommand(cmd *Command) {
 	select {
-	case c.out <- frame:
-		c.srv.stats.out(t)
+	case c.out <- cmd.raw:
+		c.countOut(&cmd.Frame, cmd.raw)
 		c.startWriter()
 	default:
 		c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)

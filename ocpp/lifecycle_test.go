@@ -3,6 +3,7 @@ package ocpp
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -192,16 +193,47 @@ func TestConcurrentUpstreamCallsForwarded(t *testing.T) {
 	}
 }
 
+// TestKick: an operator's kick closes 1000 "kicked" with presence reason
+// kicked; with a block the charge point's reconnects are refused 403 with
+// Retry-After until it runs out; an unknown id is not kicked.
 func TestKick(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})
-	h.dial(t, "CP1").CloseRead(context.Background())
-	if !h.srv.Kick("CP1") || h.srv.Kick("nobody") {
-		t.Fatal("Kick")
+	ws := h.dial(t, "CP1")
+	if h.srv.Kick("nobody", time.Minute) {
+		t.Fatal("kicked a charge point that is not connected")
+	}
+	if !h.srv.Kick("CP1", 0) {
+		t.Fatal("Kick CP1")
+	}
+	if ce := readClose(t, ws); ce.Code != websocket.StatusNormalClosure || ce.Reason != "kicked" {
+		t.Fatalf("closed %v %q, want 1000 kicked", ce.Code, ce.Reason)
 	}
 	if e := h.rec.next(t, "disconnected"); e.reason != ReasonKicked {
 		t.Fatalf("reason %s", e.reason)
 	}
+	if n := h.srv.Stats().Disconnects["kicked"]; n != 1 {
+		t.Errorf("disconnects kicked = %d, want 1", n)
+	}
+
+	ws = h.dial(t, "CP1") // not blocked: back at once
+	if !h.srv.Kick("CP1", 400*time.Millisecond) {
+		t.Fatal("Kick with block")
+	}
+	readClose(t, ws)
+	h.rec.next(t, "disconnected")
+	_, resp, err := dialAuth(t, h, "CP1")
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("reconnect while blocked: %v %+v, want 403 with Retry-After 1", err, resp)
+	}
+	if n := h.srv.Stats().Refused["kicked"]; n != 1 {
+		t.Errorf("refused kicked = %d, want 1", n)
+	}
+	waitFor(t, "the block to run out", func() bool {
+		_, ok := h.srv.blockedUntil("CP1")
+		return !ok
+	})
+	h.dial(t, "CP1")
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

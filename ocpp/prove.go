@@ -100,11 +100,12 @@ func (c *conn) rejectBoot(uniqueID string) {
 		CurrentTime string `json:"currentTime"`
 		Interval    int    `json:"interval"`
 	}{"Rejected", time.Now().UTC().Format(time.RFC3339), int(c.srv.opts.HeartbeatInterval / time.Second)})
-	f := Frame{Type: TypeCallResult, UniqueID: uniqueID, Payload: payload}
+	f := Frame{Type: TypeCallResult, UniqueID: uniqueID, Action: "BootNotification", Payload: payload}
+	raw := f.AppendJSON(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), c.srv.opts.WriteTimeout)
 	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, f.AppendJSON(nil)); err == nil {
-		c.srv.stats.out(TypeCallResult)
+	if err := c.ws.Write(ctx, websocket.MessageText, raw); err == nil {
+		c.countOut(&f, raw)
 	}
 }
 
@@ -116,6 +117,7 @@ func (c *conn) rejectBoot(uniqueID string) {
 func (s *Server) dropUnproven(c *conn, reason Reason) {
 	c.proveTimer.Stop()
 	s.handshakes.Add(-1)
+	s.stats.disconnected(reason)
 	c.log.Info("charge point disconnected before proving its certificate's serial number", "reason", reason)
 	if reason != ReasonAuthFailed {
 		return

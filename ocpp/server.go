@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -90,6 +91,17 @@ type Options struct {
 	// should not block for long: a slow one holds the charge point's
 	// request, and no handshake slot bounds how many run at once.
 	Authenticate func(a AuthRequest) AuthResult
+	// FrameHistory is how many of each charge point's last frames are
+	// kept, both ways together, for Server.Frames (default 16; negative
+	// keeps none). FrameHistoryBytes bounds all histories together, the
+	// oldest record of all dropped first (default 32 MiB).
+	FrameHistory      int
+	FrameHistoryBytes int64
+	// OnFrame, when set, is told every frame to and from a charge point
+	// (for an event stream or a frame log). It is called on the connection's
+	// goroutines, in order per direction, without locks held; it must not
+	// block. The record's payload is already cut.
+	OnFrame func(cid string, f FrameRecord)
 	// Handler receives what happens; required.
 	Handler Handler
 	// Logger receives the server's logs (default slog.Default()).
@@ -113,6 +125,8 @@ func DefaultOptions() Options {
 		IdleTimeout:       30 * time.Second,
 		MaxConnections:    20000,
 		MaxHandshakes:     1000,
+		FrameHistory:      16,
+		FrameHistoryBytes: 32 << 20,
 	}
 }
 
@@ -155,6 +169,12 @@ func (o *Options) withDefaults() Options {
 	}
 	if opts.MaxHandshakes <= 0 {
 		opts.MaxHandshakes = def.MaxHandshakes
+	}
+	if opts.FrameHistory == 0 {
+		opts.FrameHistory = def.FrameHistory
+	}
+	if opts.FrameHistoryBytes <= 0 {
+		opts.FrameHistoryBytes = def.FrameHistoryBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -205,6 +225,9 @@ type Inbound struct {
 	// Command is the downstream command a CALLRESULT or CALLERROR answers;
 	// nil for a CALL, a late answer and an unsolicited one.
 	Command *Command
+	// RoundTrip is, for the answer to a command, the time from Send
+	// accepting the command to its answer arriving.
+	RoundTrip time.Duration
 	// Late marks an answer to a command that had already timed out.
 	Late bool
 	// Unsolicited marks an answer matching no call the gateway knows of.
@@ -224,6 +247,8 @@ type Command struct {
 	raw []byte
 	// heldUntil is set while the command waits for an offline charge point.
 	heldUntil time.Time
+	// accepted is when Send took the command, for Inbound.RoundTrip.
+	accepted time.Time
 }
 
 // Server accepts OCPP-J charge points over WebSocket (it is an
@@ -260,12 +285,18 @@ type Server struct {
 	// revoked remembers the last revocations for the handshakes they
 	// overlapped (auth.go); written under mu.
 	revoked revocations
+	// blocked holds the ids whose reconnects are refused after a Kick
+	// with a block, until when; guarded by mu.
+	blocked map[string]time.Time
+	// history keeps every charge point's last frames; nil when off.
+	history *history
 }
 
 // NewServer returns a Server; opts.Handler is required.
 func NewServer(opts Options) *Server {
 	o := opts.withDefaults()
-	return &Server{opts: o, log: o.Logger, stations: make(map[string]*station), live: make(map[*conn]struct{})}
+	return &Server{opts: o, log: o.Logger, stations: make(map[string]*station), live: make(map[*conn]struct{}),
+		history: newHistory(o.FrameHistory, o.FrameHistoryBytes)}
 }
 
 // supported lists the subprotocols the server speaks, in its preference.
@@ -293,6 +324,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	proto, echo, why := s.negotiate(r)
 	if why != "" {
 		s.refuse(w, r, http.StatusBadRequest, refusedSubprotocol, why)
+		return
+	}
+	if until, ok := s.blockedUntil(cid); ok {
+		w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(time.Until(until)), 10))
+		s.refuse(w, r, http.StatusForbidden, refusedKicked, "kicked by an operator; reconnects refused until "+until.UTC().Format(time.RFC3339))
 		return
 	}
 	if !s.gate.enter() {
@@ -353,6 +389,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.SetReadLimit(s.opts.MaxFrameSize)
 	c.ws = ws
+	s.stats.accepted.Add(1)
 	if c.bootSerial == "" {
 		s.attach(c) // counts it as connected before the handshake slot is given back
 		s.handshakes.Add(-1)
@@ -635,6 +672,7 @@ func (s *Server) detach(c *conn, reason Reason) {
 	st.mu.Unlock()
 
 	s.stats.connected.Add(-1)
+	s.stats.disconnected(reason)
 	c.log.Info("charge point disconnected", "reason", reason, "replaced", replaced, "held", held)
 	for _, cmd := range failed {
 		s.fail(c.cid, cmd, gatewayError(ReasonOffline, "charge point disconnected ("+string(reason)+")"))
@@ -652,6 +690,7 @@ func (s *Server) detach(c *conn, reason Reason) {
 // refusal, and nothing is sent; otherwise the command ends later in
 // exactly one Handler.Received answer or Handler.CommandFailed.
 func (s *Server) Send(cid string, cmd *Command) *GatewayError {
+	cmd.accepted = time.Now()
 	cmd.raw = cmd.Frame.AppendJSON(nil)
 	if int64(len(cmd.raw)) > s.opts.MaxFrameSize {
 		return &GatewayError{Reason: ReasonTooLarge, Code: GenericError,
@@ -704,17 +743,6 @@ func (s *Server) Send(cid string, cmd *Command) *GatewayError {
 
 func (s *Server) fail(cid string, cmd *Command, err *GatewayError) {
 	s.opts.Handler.CommandFailed(cid, cmd, err)
-}
-
-// Kick closes charge point cid's connection, as an operator would. It
-// reports false when the charge point is not connected.
-func (s *Server) Kick(cid string) bool {
-	c := s.current(cid)
-	if c == nil {
-		return false
-	}
-	c.shut(ReasonKicked, websocket.StatusPolicyViolation)
-	return true
 }
 
 // current returns charge point cid's connection, or nil.
@@ -839,6 +867,19 @@ func (s *Server) Stats() Stats {
 	st.SchemaFailures = s.failures.snapshot()
 	st.HeldCIDs = s.heldCIDs.Load()
 	st.HeldBytes = s.heldBytes.Load()
+	if s.history != nil {
+		st.HistoryBytes, st.HistoryFrames = s.history.size()
+	}
+	s.mu.RLock()
+	for _, station := range s.stations {
+		station.mu.Lock()
+		st.Queued += int64(len(station.queue))
+		if station.inflight != nil {
+			st.Outstanding++
+		}
+		station.mu.Unlock()
+	}
+	s.mu.RUnlock()
 	return st
 }
 

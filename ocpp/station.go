@@ -43,8 +43,9 @@ const lateMemory = 8
 
 // inflight is the one outstanding downstream CALL.
 type inflight struct {
-	cmd   *Command
-	timer *time.Timer
+	cmd    *Command
+	timer  *time.Timer
+	sentAt time.Time
 }
 
 // pendingCall is a call whose answer is still expected: the charge point's
@@ -200,10 +201,10 @@ func (st *station) dispatchLocked() {
 	cmd := st.queue[0]
 	st.queue[0] = nil
 	st.queue = st.queue[1:]
-	f := &inflight{cmd: cmd}
+	f := &inflight{cmd: cmd, sentAt: time.Now()}
 	f.timer = time.AfterFunc(st.srv.opts.CallTimeout, func() { st.timeout(f) })
 	st.inflight = f
-	st.conn.send(cmd.raw, TypeCall)
+	st.conn.sendCommand(cmd)
 }
 
 // takeInflightLocked removes the outstanding call, stopping its timer.
@@ -268,7 +269,7 @@ func (st *station) answer(cmd *Command) *GatewayError {
 		st.mu.Unlock()
 		return err
 	}
-	c.send(cmd.raw, cmd.Frame.Type)
+	c.sendCommand(cmd)
 	if cmd.Frame.Type == TypeCallResult {
 		c.watchAnswer(action, cmd.Frame.Payload)
 	}
@@ -284,6 +285,7 @@ func (st *station) matchAnswer(in *Inbound) {
 	if f := st.inflight; f != nil && f.cmd.Frame.UniqueID == id {
 		in.Command = st.takeInflightLocked()
 		in.Action = in.Command.Frame.Action
+		in.RoundTrip = time.Since(in.Command.accepted)
 		st.dispatchLocked()
 		return
 	}
