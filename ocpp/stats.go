@@ -138,9 +138,9 @@ func (c *counters) snapshot() Stats {
 		BytesIn:     c.bytesIn.Load(),
 		BytesOut:    c.bytesOut.Load(),
 		Disconnects: make(map[string]uint64, len(connectionReasons)),
-		FramesIn:  make(map[string]uint64, numIn),
-		FramesOut: make(map[string]uint64, 3),
-		Refused:   make(map[string]uint64, numRefusals),
+		FramesIn:    make(map[string]uint64, numIn),
+		FramesOut:   make(map[string]uint64, 3),
+		Refused:     make(map[string]uint64, numRefusals),
 	}
 	for i, n := range inNames {
 		s.FramesIn[n] = c.frameIn[i].Load()
