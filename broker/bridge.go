@@ -66,6 +66,10 @@ type bridge struct {
 
 	// mayRead is the ACL's read check, for MQTT 5 Response Topics.
 	mayRead func(cl *mqtt.Client, topic string) bool
+	// events is the admin API's event stream; roundTrip observes the
+	// round trip of each command answered (metrics).
+	events    *eventHub
+	roundTrip func(action string, d time.Duration)
 
 	gatewayErrors reasonCounters
 	published     atomic.Uint64
@@ -129,6 +133,10 @@ func newBridge(srv *mqtt.Server, t topics, qos byte, log *slog.Logger) *bridge {
 // Connected implements ocpp.Handler.
 func (b *bridge) Connected(s ocpp.SessionInfo) {
 	b.publishPresence(s, true, "")
+	if b.events.active() {
+		b.events.publish(Event{Type: "connected", CID: s.CID, Time: s.ConnectedAt,
+			Client: &ocpp.ClientInfo{SessionInfo: s, LastSeen: s.ConnectedAt}}, nil)
+	}
 }
 
 // Disconnected implements ocpp.Handler. A replaced connection publishes
@@ -136,6 +144,9 @@ func (b *bridge) Connected(s ocpp.SessionInfo) {
 func (b *bridge) Disconnected(s ocpp.SessionInfo, reason ocpp.Reason, replaced bool) {
 	if !replaced {
 		b.publishPresence(s, false, reason)
+		if b.events.active() {
+			b.events.publish(Event{Type: "disconnected", CID: s.CID, Time: time.Now(), Reason: string(reason)}, nil)
+		}
 	}
 }
 
@@ -153,6 +164,9 @@ func (b *bridge) publishPresence(s ocpp.SessionInfo, online bool, reason ocpp.Re
 
 // Received implements ocpp.Handler: it publishes a charge point's frame.
 func (b *bridge) Received(s ocpp.SessionInfo, in ocpp.Inbound) {
+	if in.Command != nil && b.roundTrip != nil {
+		b.roundTrip(in.Action, in.RoundTrip)
+	}
 	v := topic.Values{CID: s.CID, Action: in.Action, ID: in.UniqueID, Type: int(in.Type)}
 	var t topic.Template
 	switch in.Type {

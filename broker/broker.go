@@ -6,7 +6,6 @@ package broker
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,6 +76,16 @@ type Options struct {
 	// security whitepaper A00.FR.204; default true). False allows one user
 	// for many charge points, as the EMQX set-up does.
 	UsernameMustMatchCID bool
+	// HTTPAllowRemote lets clients other than loopback use the admin API
+	// and the page when no users file is configured (with one, an admin
+	// user's credentials are required from everyone).
+	HTTPAllowRemote bool
+	// PprofAddr serves Go's profiling endpoints (net/http/pprof) on a
+	// listener of their own; it must be a loopback address. Empty: off.
+	PprofAddr string
+	// LogFrames logs every OCPP frame at debug level: direction, cid,
+	// type, action, UniqueId, size and the payload, cut.
+	LogFrames bool
 	// FDReserve is how many file descriptors of the process's limit are
 	// kept out of reach of the OCPP and MQTT listeners, so that /healthz,
 	// the admin API and the process itself still work when a flood of
@@ -234,6 +243,8 @@ type Broker struct {
 	certs *certs.Store
 	// stopWatchers ends the users-file and certificate-expiry watchers.
 	stopWatchers context.CancelFunc
+	// events is the admin API's event stream.
+	events *eventHub
 }
 
 // New validates opts and builds a Broker; Start binds and serves.
@@ -270,10 +281,16 @@ func New(opts Options) (*Broker, error) {
 		limit = math.MaxInt64
 	}
 	b.budget = &fdBudget{limit: max(limit, 1)}
+	if err := checkPprofAddr(opts.PprofAddr); err != nil {
+		return nil, err
+	}
+	b.events = newEventHub()
 	b.bridge = newBridge(srv, t, opts.UpstreamQoS, log)
+	b.bridge.events = b.events
 	o := opts.OCPP
 	o.Handler = b.bridge
 	o.Logger = log
+	o.OnFrame = b.onFrame
 	if o.Validators, o.Checking, err = validation(opts); err != nil {
 		return nil, err
 	}
@@ -463,6 +480,7 @@ func (b *Broker) Start() error {
 		mqttWS
 		ocppWS
 		admin
+		profiling
 	)
 	type spec struct {
 		name, addr string
@@ -480,10 +498,11 @@ func (b *Broker) Start() error {
 		{ListenerOCPPTLS, b.opts.OCPPTLSAddr, ocppWS, true},
 		{ListenerOCPPTLSBasic, b.opts.OCPPTLSBasicAddr, ocppWS, true},
 		{ListenerHTTPTLS, b.opts.HTTPTLSAddr, admin, true},
+		{ListenerPprof, b.opts.PprofAddr, profiling, false},
 	} {
 		// The admin API is outside the descriptor budget: it must answer
 		// when a flood has taken the rest.
-		ln, err := bind(l.name, l.addr, l.kind != admin)
+		ln, err := bind(l.name, l.addr, l.kind != admin && l.kind != profiling)
 		if err != nil {
 			return err
 		}
@@ -520,6 +539,8 @@ func (b *Broker) Start() error {
 			served = append(served, func() { b.ocppHTTP = append(b.ocppHTTP, b.serveHTTP(name, ln, b.ocpp)) })
 		case admin:
 			served = append(served, func() { b.adminHTTP = append(b.adminHTTP, b.serveHTTP(name, ln, b.adminHandler())) })
+		case profiling:
+			served = append(served, func() { b.adminHTTP = append(b.adminHTTP, b.serveHTTP(name, ln, pprofHandler())) })
 		}
 	}
 	for _, serve := range served {
@@ -561,10 +582,7 @@ func (b *Broker) adminHandler() http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
-	mux.HandleFunc("GET /api/v1/stats", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(b.Stats())
-	})
+	mux.Handle("/api/v1/", b.apiHandler())
 	return mux
 }
 
@@ -643,6 +661,7 @@ func (b *Broker) Shutdown(ctx context.Context) error {
 		b.log.Error("shutdown: mqtt connections did not end; mochi left open")
 	}
 
+	b.events.close() // event streams would keep the admin servers waiting
 	for _, srv := range b.adminHTTP {
 		_ = srv.Shutdown(graceful)
 		srv.Close()
@@ -680,8 +699,10 @@ type Stats struct {
 	// Refused counts connections refused before they became a charge point
 	// or an MQTT client: fd_reserve (the descriptors left are reserved),
 	// mqtt_max_clients, mqtt_connect_timeout (no CONNECT in time),
-	// mqtt_unauthorized (bad credentials) and mqtt_auth_backoff (refused
-	// during a failed-login back-off).
+	// mqtt_unauthorized (bad credentials), mqtt_auth_backoff (refused
+	// during a failed-login back-off), and the admin API's refusals:
+	// admin_unauthorized (401), admin_auth_backoff (429) and admin_remote
+	// (403: a remote client without a users file).
 	Refused map[string]uint64 `json:"refused"`
 	// MQTTPacketTooLarge counts MQTT connections closed for a packet over
 	// mqtt.max_packet_size.
@@ -704,11 +725,14 @@ const (
 	refusedConnectTimeout
 	refusedMQTTUnauthorized
 	refusedMQTTBackoff
+	refusedAdminUnauthorized
+	refusedAdminBackoff
+	refusedAdminRemote
 	numRefusals
 )
 
 var refusalNames = [numRefusals]string{"fd_reserve", "mqtt_max_clients", "mqtt_connect_timeout",
-	"mqtt_unauthorized", "mqtt_auth_backoff"}
+	"mqtt_unauthorized", "mqtt_auth_backoff", "admin_unauthorized", "admin_auth_backoff", "admin_remote"}
 
 // listenerCounts are the broker's own listener counters.
 type listenerCounts struct {

@@ -65,7 +65,7 @@ func TestClientDetailAndRoundTrip(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var seen []FrameRecord
-	h := newHarness(t, Options{OnFrame: func(cid string, f FrameRecord) {
+	h := newHarness(t, Options{OnFrame: func(cid string, f FrameRecord, payload []byte) {
 		mu.Lock()
 		seen = append(seen, f)
 		mu.Unlock()

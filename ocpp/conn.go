@@ -342,8 +342,7 @@ func (c *conn) record(dir, typ, action, id string, size int, payload []byte) {
 		if len(payload) > maxRecordedPayload {
 			payload, r.Truncated = payload[:maxRecordedPayload], true
 		}
-		r.Payload = string(payload)
-		on(c.cid, r)
+		on(c.cid, r, payload)
 	}
 }
 

@@ -21,7 +21,7 @@ type FrameRecord struct {
 	Size int `json:"size"`
 	// Payload is the frame's payload as JSON text (the whole frame for a
 	// malformed one), cut at maxRecordedPayload bytes; Truncated says so.
-	Payload   string `json:"payload"`
+	Payload   string `json:"payload,omitempty"`
 	Truncated bool   `json:"truncated,omitempty"`
 }
 

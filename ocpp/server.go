@@ -98,10 +98,12 @@ type Options struct {
 	FrameHistory      int
 	FrameHistoryBytes int64
 	// OnFrame, when set, is told every frame to and from a charge point
-	// (for an event stream or a frame log). It is called on the connection's
-	// goroutines, in order per direction, without locks held; it must not
-	// block. The record's payload is already cut.
-	OnFrame func(cid string, f FrameRecord)
+	// (for metrics, an event stream or a frame log). It is called on the
+	// connection's goroutines, in order per direction, without the
+	// server's locks held; it must not block. f.Payload is empty: payload
+	// (already cut) is the caller's buffer, valid only during the call, so
+	// a consumer that does not need it costs no copy.
+	OnFrame func(cid string, f FrameRecord, payload []byte)
 	// Handler receives what happens; required.
 	Handler Handler
 	// Logger receives the server's logs (default slog.Default()).

@@ -30,6 +30,7 @@ type Config struct {
 	FDReserve int        `yaml:"fd_reserve"`
 	Auth      AuthConfig `yaml:"auth"`
 	TLS       TLSConfig  `yaml:"tls"`
+	HTTP      HTTPConfig `yaml:"http"`
 	MQTT      MQTTConfig `yaml:"mqtt"`
 	OCPP      OCPPConfig `yaml:"ocpp"`
 }
@@ -38,6 +39,13 @@ type Config struct {
 type AuthConfig struct {
 	// UsersFile is the users file (`chargemq users`); empty admits everyone.
 	UsersFile string `yaml:"users_file"`
+}
+
+// HTTPConfig says who may use the admin API and the page.
+type HTTPConfig struct {
+	// AllowRemote serves /api/v1 and the page to non-loopback clients
+	// when no users file is configured.
+	AllowRemote bool `yaml:"allow_remote"`
 }
 
 // TLSConfig holds what every TLS listener serves.
@@ -84,6 +92,8 @@ type ListenersConfig struct {
 	MQTTTLS      string `yaml:"mqtt_tls"`
 	MQTTWSS      string `yaml:"mqtt_wss"`
 	HTTPTLS      string `yaml:"http_tls"`
+	// Pprof serves Go's profiling endpoints; loopback only, off by default.
+	Pprof string `yaml:"pprof"`
 }
 
 // LogConfig chooses the slog handler made in run: Level is one of debug, info,
@@ -91,6 +101,8 @@ type ListenersConfig struct {
 type LogConfig struct {
 	Level  string `yaml:"level"`
 	Format string `yaml:"format"`
+	// Frames logs every OCPP frame at debug level.
+	Frames bool `yaml:"frames"`
 }
 
 // OCPPConfig configures the OCPP-J WebSocket gateway. Names and defaults follow
@@ -134,6 +146,10 @@ type OCPPConfig struct {
 	// ClientCertOrganization, when set, must be an Organization of the
 	// client certificate's subject.
 	ClientCertOrganization string `yaml:"client_cert_organization"`
+	// FrameHistory is how many of each charge point's last frames the
+	// admin API keeps; FrameHistoryBytes bounds them all together.
+	FrameHistory      int `yaml:"frame_history"`
+	FrameHistoryBytes int `yaml:"frame_history_bytes"`
 	// PresenceTopic is the template of the retained presence messages.
 	PresenceTopic string `yaml:"presence_topic"`
 	// MessageFormatChecking is the schema checking mode: all, upstream_only,
@@ -209,9 +225,11 @@ func DefaultConfig() Config {
 			MQTTTLS:      d.MQTTTLSAddr,
 			MQTTWSS:      d.MQTTWSSAddr,
 			HTTPTLS:      d.HTTPTLSAddr,
+			Pprof:        d.PprofAddr,
 		},
+		HTTP:            HTTPConfig{AllowRemote: d.HTTPAllowRemote},
 		TLS:             TLSConfig{Certificates: []CertificateConfig{}, ClientCA: d.TLS.ClientCA},
-		Log:             LogConfig{Level: "info", Format: "text"},
+		Log:             LogConfig{Level: "info", Format: "text", Frames: d.LogFrames},
 		ShutdownTimeout: d.ShutdownTimeout,
 		FDReserve:       d.FDReserve,
 		Auth:            AuthConfig{UsersFile: d.UsersFile},
@@ -239,6 +257,8 @@ func DefaultConfig() Config {
 			UsernameMustMatchCID:          d.UsernameMustMatchCID,
 			ClientCertIdentity:            d.ClientCertIdentity,
 			ClientCertOrganization:        d.ClientCertOrganization,
+			FrameHistory:                  o.FrameHistory,
+			FrameHistoryBytes:             int(o.FrameHistoryBytes),
 			PresenceTopic:                 d.PresenceTopic,
 			MessageFormatChecking:         string(d.Checking),
 			CheckingOverrides:             []CheckingOverride{},
@@ -358,6 +378,19 @@ func (c *Config) Validate() error {
 	if c.Listeners.OCPPTLSBasic != "" && c.TLS.ClientCA == "" {
 		bad("listeners.ocpp_tls_basic", "serves profile 2 next to a profile 3 port, so it needs tls.client_ca "+
 			"(without a client CA, listeners.ocpp_tls serves profile 2 itself)")
+	}
+	if a := c.Listeners.Pprof; a != "" {
+		if err := checkListenAddr(a); err != nil {
+			bad("listeners.pprof", "%v", err)
+		} else if host, _, _ := net.SplitHostPort(a); host != "localhost" && !isLoopbackIP(host) {
+			bad("listeners.pprof", "must be a loopback address such as 127.0.0.1:6060 (got %q): the profiling endpoints expose the process's memory", a)
+		}
+	}
+	if c.OCPP.FrameHistory < 0 {
+		bad("ocpp.frame_history", "must be >= 0 (got %d; 0 keeps none)", c.OCPP.FrameHistory)
+	}
+	if c.OCPP.FrameHistoryBytes <= 0 {
+		bad("ocpp.frame_history_bytes", "must be > 0 (got %d)", c.OCPP.FrameHistoryBytes)
 	}
 	switch c.OCPP.ClientCertIdentity {
 	case broker.IdentityCN, broker.IdentitySerial, broker.IdentityNone:
@@ -530,4 +563,10 @@ func checkListenAddr(addr string) error {
 		return fmt.Errorf("port must be a number from 0 to 65535 (got %q)", port)
 	}
 	return nil
+}
+
+// isLoopbackIP reports whether host is a loopback IP address.
+func isLoopbackIP(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

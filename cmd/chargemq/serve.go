@@ -83,6 +83,9 @@ func brokerOptions(cfg Config, log *slog.Logger) broker.Options {
 
 		ClientCertIdentity:     o.ClientCertIdentity,
 		ClientCertOrganization: o.ClientCertOrganization,
+		HTTPAllowRemote:        cfg.HTTP.AllowRemote,
+		PprofAddr:              cfg.Listeners.Pprof,
+		LogFrames:              cfg.Log.Frames,
 		OCPP: ocpp.Options{
 			Path:                o.Path,
 			MaxFrameSize:        int64(o.MaxFrameSize),
@@ -101,6 +104,8 @@ func brokerOptions(cfg Config, log *slog.Logger) broker.Options {
 			MaxConnections:      o.MaxConnections,
 			MaxHandshakes:       o.MaxHandshakes,
 			MaxConnectionsPerIP: o.MaxConnectionsPerIP,
+			FrameHistory:        historyOption(o.FrameHistory),
+			FrameHistoryBytes:   int64(o.FrameHistoryBytes),
 		},
 		MQTT: broker.MQTTOptions{
 			MaxPacketSize:     cfg.MQTT.MaxPacketSize,
@@ -138,4 +143,13 @@ func tlsOptions(t TLSConfig) certs.Options {
 		o.Certificates = append(o.Certificates, certs.Pair{Cert: c.Cert, Key: c.Key})
 	}
 	return o
+}
+
+// historyOption maps ocpp.frame_history onto ocpp.Options, where 0 means
+// the default and a negative number none.
+func historyOption(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

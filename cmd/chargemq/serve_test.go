@@ -36,6 +36,9 @@ func TestBrokerOptionsFull(t *testing.T) {
 		},
 		ClientCertIdentity:     "serial",
 		ClientCertOrganization: "Depot Operator Ltd",
+		HTTPAllowRemote:        true,
+		PprofAddr:              "127.0.0.1:0",
+		LogFrames:              true,
 		OCPP: ocpp.Options{
 			Path:                "/ocpp16/",
 			MaxFrameSize:        131072,
@@ -54,6 +57,8 @@ func TestBrokerOptionsFull(t *testing.T) {
 			MaxConnections:      5000,
 			MaxHandshakes:       200,
 			MaxConnectionsPerIP: 64,
+			FrameHistory:        4,
+			FrameHistoryBytes:   1 << 20,
 		},
 		MQTT: broker.MQTTOptions{
 			MaxPacketSize:     256 << 10,
