@@ -243,8 +243,9 @@ type Broker struct {
 	certs *certs.Store
 	// stopWatchers ends the users-file and certificate-expiry watchers.
 	stopWatchers context.CancelFunc
-	// events is the admin API's event stream.
-	events *eventHub
+	// events is the admin API's event stream; metrics serves /metrics.
+	events  *eventHub
+	metrics *metrics
 }
 
 // New validates opts and builds a Broker; Start binds and serves.
@@ -295,6 +296,9 @@ func New(opts Options) (*Broker, error) {
 		return nil, err
 	}
 	b.validators = o.Validators
+	set := o.Validators[ocpp.OCPP16].(schemaValidator).set
+	b.metrics = newMetrics(b.Stats, b.mqttClientsConnected, func(a string) bool { _, ok := set.Sender(a); return ok }, set.Actions())
+	b.bridge.roundTrip = b.metrics.roundTrip
 	ao := access.Options{
 		Mountpoint:      opts.Mountpoint,
 		IsDownstream:    func(name string) bool { _, ok := t.down.Match(name); return ok },
@@ -582,6 +586,7 @@ func (b *Broker) adminHandler() http.Handler {
 		}
 		w.Write([]byte("ready\n"))
 	})
+	mux.Handle("GET /metrics", b.metrics.handler())
 	mux.Handle("/api/v1/", b.apiHandler())
 	return mux
 }

@@ -46,10 +46,12 @@ func pprofHandler() http.Handler {
 // maxLoggedPayload is how much of a payload --log-frames writes.
 const maxLoggedPayload = 256
 
-// onFrame is told every OCPP frame (ocpp.Options.OnFrame): it feeds the
-// event stream and, with --log-frames, the debug log. It runs on the
+// onFrame is told every OCPP frame (ocpp.Options.OnFrame): it counts it
+// in the metrics, feeds the event stream and, with --log-frames, the
+// debug log. It runs on the
 // connection's goroutines and never blocks.
 func (b *Broker) onFrame(cid string, f ocpp.FrameRecord, payload []byte) {
+	b.metrics.frame(f.Direction, f.Type, f.Action)
 	if b.events.active() {
 		b.events.publish(Event{Type: "frame", CID: cid, Time: f.Time, Frame: &f}, payload)
 	}

@@ -142,8 +142,8 @@ func (c *conn) clientInfo() ClientInfo {
 // connected (nothing is blocked then).
 func (s *Server) Kick(cid string, block time.Duration) bool {
 	c := s.current(cid)
-	if c == nil {
-		return false
+	if c == nil || c.closing() {
+		return false // a second kick finds the first one's connection closing
 	}
 	if block > 0 {
 		s.block(cid, time.Now().Add(block))

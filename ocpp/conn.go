@@ -479,6 +479,16 @@ func (c *conn) write(b []byte) bool {
 	return false
 }
 
+// closing reports whether shut was called.
+func (c *conn) closing() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // shut closes the connection once, recording why. The close handshake
 // waits for the peer (up to 5 s in the library), so it runs on its own
 // goroutine and never holds up a caller. A slow consumer gets no

@@ -206,6 +206,9 @@ func TestKick(t *testing.T) {
 	if !h.srv.Kick("CP1", 0) {
 		t.Fatal("Kick CP1")
 	}
+	if h.srv.Kick("CP1", time.Minute) {
+		t.Fatal("a second kick found the closing connection")
+	}
 	if ce := readClose(t, ws); ce.Code != websocket.StatusNormalClosure || ce.Reason != "kicked" {
 		t.Fatalf("closed %v %q, want 1000 kicked", ce.Code, ce.Reason)
 	}

@@ -199,6 +199,17 @@ func identify(origin string, data []byte, prefix string, wanted map[string]bool)
 // Protocol returns the subprotocol name of the set ("ocpp1.6").
 func (s *Set) Protocol() string { return s.protocol }
 
+// Actions lists the protocol's actions, sorted: a bounded set, for
+// metric labels.
+func (s *Set) Actions() []string {
+	out := make([]string, 0, len(s.actions))
+	for a := range s.actions {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Sender returns who may send the CALL of action; false when the protocol does not define the
 // action (the gateway answers NotImplemented).
 func (s *Set) Sender(action string) (Sender, bool) {
