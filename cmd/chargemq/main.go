@@ -103,6 +103,7 @@ func (p *program) app() *cli.App {
 			},
 			p.simCommand(),
 			p.usersCommand(),
+			p.clientsCommand(),
 		},
 	}
 }
