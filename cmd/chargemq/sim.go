@@ -39,14 +39,21 @@ func (p *program) simCommand() *cli.Command {
 			&cli.StringFlag{Name: "action", Value: def.Action, Usage: "Heartbeat, StatusNotification, MeterValues, BootNotification or DataTransfer"},
 			&cli.IntFlag{Name: "payload-bytes", Usage: "send DataTransfer calls with payloads of exactly this size instead of --action"},
 			&cli.BoolFlag{Name: "respond", Usage: "answer every call from MQTT (subscribes to ocpp/cp/+), so calls complete CP→MQTT→CP"},
-			&cli.StringFlag{Name: "mqtt-url", Usage: "MQTT broker for --respond and --command-rate", DefaultText: "mqtt://<host of --url>:1883"},
+			&cli.StringFlag{Name: "mqtt-url", Usage: "MQTT broker for --respond and --command-rate: mqtt://HOST:1883, or mqtts://HOST:8883 over TLS", DefaultText: "mqtt://<host of --url>:1883"},
 			&cli.StringFlag{Name: "command-rate", Value: "0", Usage: "Reset commands per second published on MQTT for the charge points to answer"},
 			&cli.DurationFlag{Name: "timeout", Value: def.Timeout, Usage: "how long a call waits for its answer; also bounds dials and writes"},
 			&cli.DurationFlag{Name: "heartbeat-interval", Value: def.HeartbeatInterval, Usage: "interval the responder's BootNotification answer gives"},
 			&cli.StringFlag{Name: "username", Usage: "charge points' HTTP Basic username; {cid} is the charge point id", DefaultText: "the charge point id, when --password is set"},
-			&cli.StringFlag{Name: "password", Usage: "charge points' HTTP Basic password (key); {cid} is the charge point id, e.g. key-{cid} [$CHARGEMQ_SIM_PASSWORD]", EnvVars: []string{"CHARGEMQ_SIM_PASSWORD"}},
+			&cli.StringFlag{Name: "password", Usage: "charge points' HTTP Basic password (key); {cid} is the charge point id, e.g. key-{cid}", EnvVars: []string{"CHARGEMQ_SIM_PASSWORD"}},
 			&cli.StringFlag{Name: "mqtt-username", Usage: "MQTT username of the responder and the command publisher"},
-			&cli.StringFlag{Name: "mqtt-password", Usage: "MQTT password of the responder and the command publisher [$CHARGEMQ_SIM_MQTT_PASSWORD]", EnvVars: []string{"CHARGEMQ_SIM_MQTT_PASSWORD"}},
+			&cli.StringFlag{Name: "mqtt-password", Usage: "MQTT password of the responder and the command publisher", EnvVars: []string{"CHARGEMQ_SIM_MQTT_PASSWORD"}},
+			&cli.StringFlag{Name: "tls-ca", Usage: "PEM file of the CA certificates that verify a wss:// gateway and an mqtts:// broker", DefaultText: "the system's roots"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "charge points' client certificate, PEM (OCPP security profile 3, wss:// only); {cid} is the charge point id, e.g. certs/{cid}.crt"},
+			&cli.StringFlag{Name: "tls-key", Usage: "key of --tls-cert, PEM; {cid} is the charge point id, e.g. certs/{cid}.key"},
+			&cli.StringFlag{Name: "tls-server-name", Usage: "name the gateway's certificate is verified against and sent as SNI", DefaultText: "the host of --url"},
+			&cli.BoolFlag{Name: "tls-insecure-skip-verify", Usage: "accept any server certificate, the gateway's and the broker's: lab use only, never against anything real"},
+			&cli.StringFlag{Name: "mqtt-tls-cert", Usage: "client certificate, PEM, of the responder and the command publisher on an mqtts:// --mqtt-url"},
+			&cli.StringFlag{Name: "mqtt-tls-key", Usage: "key of --mqtt-tls-cert, PEM"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as one JSON object"},
 		},
 		Action: p.simAction,
@@ -96,6 +103,11 @@ func simOptions(c *cli.Context) (sim.Options, error) {
 	o.HeartbeatInterval = c.Duration("heartbeat-interval")
 	o.Username, o.Password = c.String("username"), c.String("password")
 	o.MQTTUsername, o.MQTTPassword = c.String("mqtt-username"), c.String("mqtt-password")
+	o.TLSCA = c.String("tls-ca")
+	o.TLSCert, o.TLSKey = c.String("tls-cert"), c.String("tls-key")
+	o.TLSServerName = c.String("tls-server-name")
+	o.TLSInsecureSkipVerify = c.Bool("tls-insecure-skip-verify")
+	o.MQTTTLSCert, o.MQTTTLSKey = c.String("mqtt-tls-cert"), c.String("mqtt-tls-key")
 	var err error
 	for _, f := range []struct {
 		name string

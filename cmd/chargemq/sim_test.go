@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/chargemq/chargemq/broker"
 	"github.com/chargemq/chargemq/internal/sim"
 )
@@ -140,5 +142,77 @@ func TestSimParseRate(t *testing.T) {
 		if (err == nil) != tt.ok || got != tt.want {
 			t.Errorf("parseRate(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestSimFlagsTLS: the TLS flags land in sim.Options as given ({cid} is sim's to replace).
+func TestSimFlagsTLS(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want func(*sim.Options)
+	}{
+		{"none", nil, func(*sim.Options) {}},
+		{"profile 3 with certificates per id", []string{
+			"--url", "wss://gw.example:443/ocpp", "--tls-ca", "ca.pem",
+			"--tls-cert", "certs/{cid}.crt", "--tls-key", "certs/{cid}.key", "--tls-server-name", "gw.internal",
+		}, func(o *sim.Options) {
+			o.URL, o.TLSCA, o.TLSCert, o.TLSKey, o.TLSServerName = "wss://gw.example:443/ocpp", "ca.pem", "certs/{cid}.crt", "certs/{cid}.key", "gw.internal"
+		}},
+		{"profile 2 in a lab, mqtts with a client certificate", []string{
+			"--url", "wss://lab/ocpp", "--password", "key-{cid}", "--tls-insecure-skip-verify",
+			"--respond", "--mqtt-url", "mqtts://lab:8883", "--mqtt-tls-cert", "csms.crt", "--mqtt-tls-key", "csms.key",
+		}, func(o *sim.Options) {
+			o.URL, o.Password, o.TLSInsecureSkipVerify = "wss://lab/ocpp", "key-{cid}", true
+			o.Respond, o.MQTTURL, o.MQTTTLSCert, o.MQTTTLSKey = true, "mqtts://lab:8883", "csms.crt", "csms.key"
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got sim.Options
+			cmd := (&program{}).simCommand()
+			cmd.Action = func(c *cli.Context) error {
+				var err error
+				got, err = simOptions(c)
+				return err
+			}
+			app := &cli.App{Name: "chargemq", Commands: []*cli.Command{cmd}, Writer: io.Discard, ErrWriter: io.Discard}
+			if err := app.Run(append([]string{"chargemq", "sim"}, tt.args...)); err != nil {
+				t.Fatal(err)
+			}
+			want := sim.DefaultOptions()
+			want.Password = got.Password // $CHARGEMQ_SIM_PASSWORD may be set where the test runs
+			want.MQTTPassword = got.MQTTPassword
+			tt.want(&want)
+			if got != want {
+				t.Errorf("options\n%+v\nwant\n%+v", got, want)
+			}
+		})
+	}
+}
+
+// TestSimTLSFlagErrors: TLS flags that do not fit together are named before anything dials.
+func TestSimTLSFlagErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // in stderr
+	}{
+		{"certificate without key", []string{"--url", "wss://127.0.0.1:1/ocpp", "--tls-cert", "c.crt"}, "tls-cert: \"c.crt\": needs --tls-key too"},
+		{"certificate for ws://", []string{"--tls-cert", "c.crt", "--tls-key", "c.key"}, "tls-cert: only with a wss:// --url"},
+		{"CA file missing", []string{"--url", "wss://127.0.0.1:1/ocpp", "--tls-ca", "/nonexistent/ca.pem"}, "tls-ca: open /nonexistent/ca.pem"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := run(ctx, append([]string{"chargemq", "sim"}, tt.args...), &stdout, &stderr); err == nil {
+				t.Fatalf("run succeeded, want an error; stdout %q", stdout.String())
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q, want %q", stderr.String(), tt.want)
+			}
+		})
 	}
 }

@@ -2,6 +2,8 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -85,14 +87,22 @@ func (cp *chargePoint) poke() {
 	}
 }
 
-// dial opens the charge point's WebSocket, within Timeout, and counts a failure by cause.
+// dial opens the charge point's WebSocket, within Timeout, and counts a failure by cause. A
+// client certificate that cannot be loaded fails it before anything is dialled.
 func (cp *chargePoint) dial(ctx context.Context) (*websocket.Conn, error) {
 	r := cp.r
+	client, done, err := r.httpClient(cp.cid)
+	if err != nil {
+		r.m.failReasons.add(errorClass(err))
+		r.m.warn("%s: %v", cp.cid, err) // the class has no path: say which file
+		return nil, err
+	}
+	defer done()
 	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
 	conn, resp, err := websocket.Dial(dctx, cp.url(), &websocket.DialOptions{
-		HTTPClient:   r.client,
+		HTTPClient:   client,
 		Subprotocols: []string{"ocpp1.6"},
 		HTTPHeader:   cp.authHeader(),
 	})
@@ -121,7 +131,8 @@ func dialFailure(err error, resp *http.Response) string {
 }
 
 // errorClass reduces an error to a short cause that many connections share (the addresses in
-// a net.OpError would make every one different).
+// a net.OpError, the URL in a url.Error or the paths of a client certificate would make every
+// one different).
 func errorClass(err error) string {
 	var ne net.Error
 	switch {
@@ -140,6 +151,19 @@ func errorClass(err error) string {
 	case errors.Is(err, net.ErrClosed):
 		return "closed"
 	}
+	var certErr *certError
+	if errors.As(err, &certErr) {
+		return certErr.class()
+	}
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &invalid) && invalid.Reason == x509.Expired {
+		// Its Detail has the current time, which would make every failure a cause of its own.
+		return "tls: failed to verify certificate: x509: certificate has expired or is not yet valid"
+	}
+	var verify *tls.CertificateVerificationError
+	if errors.As(err, &verify) {
+		return verify.Error() // "tls: failed to verify certificate: x509: …", no address in it
+	}
 	if s := websocket.CloseStatus(err); s != -1 {
 		var ce websocket.CloseError
 		errors.As(err, &ce)
@@ -148,6 +172,10 @@ func errorClass(err error) string {
 	var oe *net.OpError
 	if errors.As(err, &oe) && oe.Err != nil {
 		return oe.Op + ": " + oe.Err.Error()
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return errorClass(ue.Err) // without the URL, which names the charge point
 	}
 	return err.Error()
 }

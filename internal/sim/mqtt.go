@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 )
 
@@ -50,10 +52,20 @@ func (r *runner) dialMQTT(ctx context.Context, role string, handle func(m *mqttC
 	addr := r.opts.mqttAddr()
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	var conn net.Conn
+	var err error
+	if r.mqttTLS != nil { // the handshake too is bounded by ctx
+		conn, err = (&tls.Dialer{Config: r.mqttTLS}).DialContext(ctx, "tcp", addr)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w MQTT broker %s (%s): %v", ErrUnreachable, addr, role, err)
 	}
+	// paho writes a packet in several Writes, from more than one goroutine (its first PINGREQ
+	// races the SUBSCRIBE); a TCPConn happens to take them in one writev, a tls.Conn would
+	// interleave them and corrupt the stream. paho holds a conn's lock for a whole packet.
+	conn = packets.NewThreadSafeConn(conn)
 	m := &mqttClient{}
 	m.c = paho.NewClient(paho.ClientConfig{
 		Conn: conn,

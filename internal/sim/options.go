@@ -43,8 +43,9 @@ type Options struct {
 	// calls are sent on schedule without waiting, and only answers some other MQTT client
 	// sends are matched.
 	Respond bool
-	// MQTTURL is the broker the responder and the command publisher connect to
-	// (mqtt://HOST:1883); empty means the host of URL on port 1883.
+	// MQTTURL is the broker the responder and the command publisher connect to:
+	// mqtt://HOST:1883 (or tcp://) in the clear, mqtts://HOST:8883 over TLS; empty means
+	// mqtt:// on the host of URL, port 1883. The port defaults to 1883 and 8883.
 	MQTTURL string
 	// CommandRate is the total rate per second of commands (Reset) published on MQTT for the
 	// charge points to answer, round-robin over those online (0: none).
@@ -59,6 +60,29 @@ type Options struct {
 	Username, Password string
 	// MQTTUsername and MQTTPassword log the responder and the command publisher in.
 	MQTTUsername, MQTTPassword string
+
+	// TLSCA is a PEM file of the CA certificates that verify the servers a wss:// URL or an
+	// mqtts:// MQTTURL connects to; empty means the system's roots.
+	TLSCA string
+	// TLSCert and TLSKey are the charge points' client certificate and key, PEM files
+	// (OCPP security profile 3, wss:// only; both or neither). "{cid}" in either path is
+	// replaced by the charge point's id (certs/{cid}.crt), for a depot whose certificates
+	// were provisioned per id; without it one certificate serves every charge point. Each
+	// distinct file is read once per run: a file that depends on the id and cannot be read
+	// or parsed fails that charge point's dial (counted in the Report, the path in its
+	// Warnings), one that does not fails Run before any charge point dials. Connections are
+	// TLS 1.2 or later.
+	TLSCert, TLSKey string
+	// TLSServerName, when set, is the name the gateway's certificate is verified against and
+	// sent as SNI, instead of the host of URL (a gateway dialled by address).
+	TLSServerName string
+	// TLSInsecureSkipVerify accepts any server certificate, on the gateway and the broker
+	// alike: for a lab whose certificates are throwaway, never against anything real, since
+	// anyone on the path can then read and change the traffic (the Report warns).
+	TLSInsecureSkipVerify bool
+	// MQTTTLSCert and MQTTTLSKey are the client certificate and key (PEM files, both or
+	// neither) of the responder and the command publisher on an mqtts:// MQTTURL.
+	MQTTTLSCert, MQTTTLSKey string
 	// HeartbeatInterval is the interval the responder's BootNotification answer gives, at
 	// which charge points heartbeat when they have sent nothing else (whole seconds; default
 	// 60s).
@@ -148,15 +172,17 @@ func (o Options) Validate() error {
 	if smallest := minDataTransferSize(); o.PayloadBytes != 0 && (o.PayloadBytes < smallest || o.PayloadBytes > maxPayloadBytes) {
 		bad("payload-bytes", "%d: must be 0 or %d to %d", o.PayloadBytes, smallest, maxPayloadBytes)
 	}
-	if o.Respond || o.CommandRate > 0 {
+	useMQTT := o.Respond || o.CommandRate > 0
+	if useMQTT {
 		if u, err := url.Parse(o.MQTTURL); err != nil {
 			bad("mqtt-url", "%v", err)
-		} else if u.Scheme != "mqtt" && u.Scheme != "tcp" {
-			bad("mqtt-url", "%q: scheme must be mqtt or tcp", o.MQTTURL)
+		} else if u.Scheme != "mqtt" && u.Scheme != "tcp" && u.Scheme != "mqtts" {
+			bad("mqtt-url", "%q: scheme must be mqtt, tcp or mqtts", o.MQTTURL)
 		} else if u.Hostname() == "" {
 			bad("mqtt-url", "%q: no host", o.MQTTURL)
 		}
 	}
+	o.validateTLS(bad, useMQTT)
 	if o.Timeout <= 0 {
 		bad("timeout", "%v: must be above zero", o.Timeout)
 	}
@@ -166,7 +192,62 @@ func (o Options) Validate() error {
 	return errors.Join(errs...)
 }
 
-// mqttAddr returns host:port of MQTTURL (port 1883 when it gives none).
+// validateTLS adds the problems of the TLS options to Validate's: a file given without its
+// pair, and options that no TLS connection of the run would use (a certificate for a ws://
+// URL), which would otherwise be ignored in silence.
+func (o Options) validateTLS(bad func(name, format string, args ...any), useMQTT bool) {
+	ocppTLS := o.ocppTLS()
+	mqttTLS := useMQTT && o.mqttTLS()
+	pair := func(certName, cert, keyName, key string) {
+		switch {
+		case cert != "" && key == "":
+			bad(certName, "%q: needs --%s too", cert, keyName)
+		case cert == "" && key != "":
+			bad(keyName, "%q: needs --%s too", key, certName)
+		}
+	}
+	pair("tls-cert", o.TLSCert, "tls-key", o.TLSKey)
+	pair("mqtt-tls-cert", o.MQTTTLSCert, "mqtt-tls-key", o.MQTTTLSKey)
+	if !ocppTLS {
+		for _, f := range []struct{ name, value string }{
+			{"tls-cert", o.TLSCert}, {"tls-key", o.TLSKey}, {"tls-server-name", o.TLSServerName},
+		} {
+			if f.value != "" {
+				bad(f.name, "only with a wss:// --url, not %q", o.URL)
+			}
+		}
+	}
+	if !mqttTLS {
+		for _, f := range []struct{ name, value string }{{"mqtt-tls-cert", o.MQTTTLSCert}, {"mqtt-tls-key", o.MQTTTLSKey}} {
+			if f.value != "" {
+				bad(f.name, "only with an mqtts:// --mqtt-url and --respond or --command-rate")
+			}
+		}
+	}
+	if !ocppTLS && !mqttTLS {
+		const unused = "no connection of this run uses TLS (a wss:// --url, or an mqtts:// --mqtt-url with --respond or --command-rate)"
+		if o.TLSCA != "" {
+			bad("tls-ca", "%q: "+unused, o.TLSCA)
+		}
+		if o.TLSInsecureSkipVerify {
+			bad("tls-insecure-skip-verify", unused)
+		}
+	}
+}
+
+// ocppTLS reports whether the charge points dial over TLS (a wss:// URL).
+func (o Options) ocppTLS() bool {
+	u, err := url.Parse(o.URL)
+	return err == nil && u.Scheme == "wss"
+}
+
+// mqttTLS reports whether MQTTURL is over TLS (mqtts://).
+func (o Options) mqttTLS() bool {
+	u, err := url.Parse(o.MQTTURL)
+	return err == nil && u.Scheme == "mqtts"
+}
+
+// mqttAddr returns host:port of MQTTURL (port 1883, or 8883 for mqtts, when it gives none).
 func (o Options) mqttAddr() string {
 	u, err := url.Parse(o.MQTTURL)
 	if err != nil {
@@ -175,6 +256,9 @@ func (o Options) mqttAddr() string {
 	port := u.Port()
 	if port == "" {
 		port = "1883"
+		if u.Scheme == "mqtts" {
+			port = "8883"
+		}
 	}
 	return net.JoinHostPort(u.Hostname(), port)
 }

@@ -32,12 +32,48 @@ func TestValidate(t *testing.T) {
 		{"unknown action", func(o *Options) { o.Action = "Reset" }, "action: "},
 		{"payload too small", func(o *Options) { o.PayloadBytes = 10 }, "payload-bytes: 10"},
 		{"payload too big", func(o *Options) { o.PayloadBytes = 64 << 20 }, "payload-bytes: "},
-		{"bad MQTT scheme", func(o *Options) { o.Respond, o.MQTTURL = true, "mqtts://x:8883" }, "mqtt-url: "},
-		{"MQTT URL unused without respond", func(o *Options) { o.MQTTURL = "mqtts://x:8883" }, ""},
+		{"bad MQTT scheme", func(o *Options) { o.Respond, o.MQTTURL = true, "ssl://x:8883" }, "mqtt-url: "},
+		{"MQTT URL unused without respond", func(o *Options) { o.MQTTURL = "ssl://x:8883" }, ""},
+		{"mqtts", func(o *Options) { o.Respond, o.MQTTURL = true, "mqtts://x:8883" }, ""},
 		{"commands need MQTT", func(o *Options) { o.CommandRate, o.MQTTURL = 5, "ws://x" }, "mqtt-url: "},
 		{"negative timeout", func(o *Options) { o.Timeout = -time.Second }, "timeout: "},
 		{"sub-second heartbeat", func(o *Options) { o.HeartbeatInterval = 500 * time.Millisecond }, "heartbeat-interval: "},
 	}
+	wss := func(o *Options) { o.URL = "wss://gw.example/ocpp" }
+	mqtts := func(o *Options) { o.Respond, o.MQTTURL = true, "mqtts://gw.example" }
+	both := func(fs ...func(*Options)) func(*Options) {
+		return func(o *Options) {
+			for _, f := range fs {
+				f(o)
+			}
+		}
+	}
+	tls := []struct {
+		name   string
+		mutate func(*Options)
+		want   string
+	}{
+		{"profile 3, a certificate per id", both(wss, func(o *Options) { o.TLSCert, o.TLSKey = "c/{cid}.crt", "c/{cid}.key" }), ""},
+		{"profile 3, one certificate", both(wss, func(o *Options) { o.TLSCert, o.TLSKey = "all.crt", "all.key" }), ""},
+		{"wss with every TLS option", both(wss, mqtts, func(o *Options) {
+			o.TLSCA, o.TLSCert, o.TLSKey, o.TLSServerName, o.TLSInsecureSkipVerify = "ca.pem", "c.crt", "c.key", "gw", true
+			o.MQTTTLSCert, o.MQTTTLSKey = "m.crt", "m.key"
+		}), ""},
+		{"CA for the broker only", both(mqtts, func(o *Options) { o.TLSCA = "ca.pem" }), ""},
+		{"certificate without key", both(wss, func(o *Options) { o.TLSCert = "c.crt" }), `tls-cert: "c.crt": needs --tls-key too`},
+		{"key without certificate", both(wss, func(o *Options) { o.TLSKey = "c.key" }), `tls-key: "c.key": needs --tls-cert too`},
+		{"certificate for ws://", func(o *Options) { o.TLSCert, o.TLSKey = "c.crt", "c.key" }, "tls-cert: only with a wss:// --url"},
+		{"key for ws://", func(o *Options) { o.TLSCert, o.TLSKey = "c.crt", "c.key" }, "tls-key: only with a wss:// --url"},
+		{"server name for ws://", func(o *Options) { o.TLSServerName = "gw" }, "tls-server-name: only with a wss:// --url"},
+		{"CA with nothing over TLS", func(o *Options) { o.TLSCA = "ca.pem" }, `tls-ca: "ca.pem": no connection of this run uses TLS`},
+		{"CA for an unused mqtts", func(o *Options) { o.TLSCA, o.MQTTURL = "ca.pem", "mqtts://x" }, "tls-ca: "},
+		{"skip verify with nothing over TLS", func(o *Options) { o.TLSInsecureSkipVerify = true }, "tls-insecure-skip-verify: no connection"},
+		{"MQTT certificate without key", both(mqtts, func(o *Options) { o.MQTTTLSCert = "m.crt" }), "mqtt-tls-cert: \"m.crt\": needs --mqtt-tls-key too"},
+		{"MQTT key without certificate", both(mqtts, func(o *Options) { o.MQTTTLSKey = "m.key" }), "mqtt-tls-key: "},
+		{"MQTT certificate on mqtt://", func(o *Options) { o.Respond, o.MQTTTLSCert, o.MQTTTLSKey = true, "m.crt", "m.key" }, "mqtt-tls-cert: only with an mqtts://"},
+		{"MQTT certificate without MQTT", func(o *Options) { o.MQTTURL, o.MQTTTLSCert, o.MQTTTLSKey = "mqtts://x", "m.crt", "m.key" }, "mqtt-tls-key: only with"},
+	}
+	tests = append(tests, tls...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
@@ -70,8 +106,10 @@ func TestWithDefaults(t *testing.T) {
 	if o.MQTTURL != "mqtt://10.1.2.3:1883" || o.Timeout != 10*time.Second || o.HeartbeatInterval != time.Minute || o.Action != ActionHeartbeat {
 		t.Fatalf("withDefaults = %+v", o)
 	}
-	if got := (Options{MQTTURL: "mqtt://broker"}).mqttAddr(); got != "broker:1883" {
-		t.Errorf("mqttAddr without port = %q", got)
+	for url, want := range map[string]string{"mqtt://broker": "broker:1883", "mqtts://broker": "broker:8883", "mqtts://broker:1234": "broker:1234"} {
+		if got := (Options{MQTTURL: url}).mqttAddr(); got != want {
+			t.Errorf("mqttAddr of %s = %q, want %q", url, got, want)
+		}
 	}
 	if got := (Options{URL: "ws://[::1]:33033/ocpp"}).withDefaults().MQTTURL; got != "mqtt://[::1]:1883" {
 		t.Errorf("MQTT URL from an IPv6 URL = %q", got)

@@ -12,6 +12,7 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -81,8 +82,11 @@ type runner struct {
 	padded  []byte // DataTransfer payload when PayloadBytes > 0 (shared, never written)
 	wait    bool   // one outstanding call per charge point, timed out after Timeout
 	baseURL string
-	client  *http.Client
+	client  *http.Client // the charge points' handshakes, unless certs gives each its own
 	pool    *sourcePool
+	ocppTLS *tls.Config // wss: roots, server name, TLS 1.2+, a shared certificate; nil for ws
+	certs   *certCache  // client certificates named after the charge point; nil otherwise
+	mqttTLS *tls.Config // mqtts; nil for mqtt
 	t0      time.Time
 
 	cps   []*chargePoint
@@ -99,14 +103,19 @@ type runner struct {
 // Run simulates opts.Count charge points until the steady phase has lasted opts.Duration or ctx
 // is cancelled, and reports what happened. It writes a progress line a second to progress
 // when that is not nil. It returns an error only when the run could not start: invalid
-// options, or an endpoint that cannot be reached at all (ErrUnreachable); everything after
-// that, failures included, is in the Report.
+// options, a TLS file every charge point needs that cannot be loaded (ErrClientCertificate
+// for a client certificate, the first charge point's included), or an endpoint that cannot
+// be reached at all, TLS handshake included (ErrUnreachable); everything after that,
+// failures included, is in the Report.
 func Run(ctx context.Context, opts Options, progress io.Writer) (Report, error) {
 	opts = opts.withDefaults()
 	if err := opts.Validate(); err != nil {
 		return Report{}, fmt.Errorf("sim: %w", err)
 	}
 	r := newRunner(opts)
+	if err := r.setupTLS(); err != nil {
+		return Report{}, fmt.Errorf("sim: %w", err)
+	}
 	start := time.Now()
 
 	soft, hard, err := raiseOpenFileLimit()
@@ -119,7 +128,7 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (Report, error) 
 
 	u, _ := url.Parse(opts.URL) // Validate parsed it
 	r.pool = newSourcePool(resolveTarget(ctx, u.Hostname()), nil)
-	transport := &http.Transport{DialContext: r.pool.DialContext, TLSHandshakeTimeout: opts.Timeout}
+	transport := r.transport(r.ocppTLS)
 	defer transport.CloseIdleConnections()
 	r.client = &http.Client{Transport: transport}
 
@@ -152,6 +161,9 @@ func Run(ctx context.Context, opts Options, progress io.Writer) (Report, error) 
 	conn, err := r.cps[0].dial(ctx)
 	if err != nil {
 		r.m.failed.Add(1)
+		if errors.Is(err, ErrClientCertificate) { // says nothing of the gateway, but nothing dialled
+			return Report{}, fmt.Errorf("sim: %s: %w", r.cps[0].cid, err)
+		}
 		return Report{}, fmt.Errorf("%w %s: %v", ErrUnreachable, r.cps[0].url(), err)
 	}
 	r.dialed.Done()
