@@ -2,10 +2,12 @@ package ocpp
 
 import (
 	"encoding/json"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestClientsList: Clients filters by id substring, sorts by id, pages,
@@ -186,5 +188,33 @@ func TestHistoryOutlivesConnection(t *testing.T) {
 	off.rec.next(t, "received")
 	if got := off.srv.Frames("CP2"); len(got) != 0 {
 		t.Errorf("history off kept %+v", got)
+	}
+}
+
+// BenchmarkHistoryMemory measures what a full frame history costs per
+// charge point: 1,000 charge points, each with ocpp.frame_history (16)
+// frames of a typical size (a StatusNotification-sized payload, 160
+// bytes), under a budget that holds them all. It reports heap bytes per
+// charge point and what the byte budget accounts for them.
+func BenchmarkHistoryMemory(b *testing.B) {
+	payload := []byte(`{"connectorId":1,"errorCode":"NoError","status":"Charging","timestamp":"2026-12-01T22:00:00.000Z","info":"ok","vendorId":"ACME","vendorErrorCode":"0000000"}`)
+	const cps = 1000
+	for i := 0; i < b.N; i++ {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		h := newHistory(16, 1<<30)
+		for f := 0; f < 16; f++ {
+			for c := 0; c < cps; c++ {
+				h.add("CP-"+strconv.Itoa(c), FrameRecord{Time: time.Now(), Direction: DirectionIn, Type: "call",
+					Action: "StatusNotification", UniqueID: strconv.Itoa(f), Size: len(payload) + 40}, payload)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		accounted, _ := h.size()
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/cps, "heapB/cp")
+		b.ReportMetric(float64(accounted)/cps, "accountedB/cp")
+		runtime.KeepAlive(h)
 	}
 }
