@@ -180,8 +180,8 @@ func (b *Broker) apiHandler() http.Handler {
 
 func (b *Broker) handleClients(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	offset, err1 := intParam(q.Get("offset"))
-	limit, err2 := intParam(q.Get("limit"))
+	offset, err1 := intParam("offset", q.Get("offset"))
+	limit, err2 := intParam("limit", q.Get("limit"))
 	if err := errors.Join(err1, err2); err != nil {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
@@ -222,13 +222,13 @@ func (b *Broker) handleKick(w http.ResponseWriter, r *http.Request) {
 }
 
 // intParam parses an optional non-negative integer query parameter.
-func intParam(v string) (int, error) {
+func intParam(name, v string) (int, error) {
 	if v == "" {
 		return 0, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("want a non-negative integer, got %q", v)
+		return 0, fmt.Errorf("%s: want a non-negative integer, got %q", name, v)
 	}
 	return n, nil
 }

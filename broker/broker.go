@@ -22,6 +22,7 @@ import (
 
 	"github.com/chargemq/chargemq/broker/certs"
 	"github.com/chargemq/chargemq/broker/topic"
+	"github.com/chargemq/chargemq/broker/web"
 	"github.com/chargemq/chargemq/hooks/access"
 	"github.com/chargemq/chargemq/hooks/route"
 	"github.com/chargemq/chargemq/ocpp"
@@ -246,6 +247,10 @@ type Broker struct {
 	// events is the admin API's event stream; metrics serves /metrics.
 	events  *eventHub
 	metrics *metrics
+	// shutdownOnce makes a second Shutdown (a deferred one after an
+	// explicit one) return the first's result instead of closing twice.
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // New validates opts and builds a Broker; Start binds and serves.
@@ -440,7 +445,7 @@ func (b *Broker) Start() error {
 		for _, c := range b.certs.Summary() {
 			b.log.Info("certificate loaded", "file", c.File, "subject", c.Subject, "key", c.KeyType, "not_after", c.NotAfter)
 		}
-		if b.certs.HasClientCA() {
+		if b.certs.HasClientCA() && b.opts.OCPPTLSAddr != "" {
 			b.log.Info("client certificates required on the ocpp-tls listener (security profile 3)",
 				"client_ca", b.opts.TLS.ClientCA, "identity", b.opts.ClientCertIdentity, "organization", b.opts.ClientCertOrganization)
 		}
@@ -535,7 +540,7 @@ func (b *Broker) Start() error {
 			})
 		case mqttWS:
 			served = append(served, func() {
-				ws := newWSListener(ln, b.opts.MQTT.ConnectTimeout, b.opts.MQTT.MaxPacketSize, b.log)
+				ws := newWSListener(ln, b.opts.MQTT.ConnectTimeout, b.opts.MQTT.MaxPacketSize, b.log, b.httpErrorLog(name))
 				b.mqttListeners = append(b.mqttListeners, ws)
 				b.serveMQTT(name, ws)
 			})
@@ -561,7 +566,7 @@ func (b *Broker) serveHTTP(name string, ln net.Listener, h http.Handler) *http.S
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelDebug),
+		ErrorLog:          b.httpErrorLog(name),
 	}
 	b.loops.Add(1)
 	go func() {
@@ -588,6 +593,7 @@ func (b *Broker) adminHandler() http.Handler {
 	})
 	mux.Handle("GET /metrics", b.metrics.handler())
 	mux.Handle("/api/v1/", b.apiHandler())
+	mux.Handle("/", b.adminOnly(web.Handler()))
 	return mux
 }
 
@@ -618,8 +624,14 @@ func forceMargin(timeout time.Duration) time.Duration {
 // that never answers the close handshake, an MQTT client that never sent
 // CONNECT) is closed by force, and logged as such. mochi is closed last,
 // once nothing can reach it. It returns an error only when even the
-// forced part could not finish.
+// forced part could not finish. Calling it again returns the same result.
 func (b *Broker) Shutdown(ctx context.Context) error {
+	b.shutdownOnce.Do(func() { b.shutdownErr = b.shutdown(ctx) })
+	return b.shutdownErr
+}
+
+// shutdown is Shutdown's one run; a second Shutdown returns its result.
+func (b *Broker) shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.ShutdownTimeout)
 	defer cancel()
 	deadline, _ := ctx.Deadline()
@@ -707,7 +719,9 @@ type Stats struct {
 	// mqtt_unauthorized (bad credentials), mqtt_auth_backoff (refused
 	// during a failed-login back-off), and the admin API's refusals:
 	// admin_unauthorized (401), admin_auth_backoff (429) and admin_remote
-	// (403: a remote client without a users file).
+	// (403: a remote client without a users file); tls_handshake counts
+	// failed TLS handshakes on every TLS listener (an expired or foreign
+	// client certificate, a client that offers nothing we accept).
 	Refused map[string]uint64 `json:"refused"`
 	// MQTTPacketTooLarge counts MQTT connections closed for a packet over
 	// mqtt.max_packet_size.
@@ -733,11 +747,12 @@ const (
 	refusedAdminUnauthorized
 	refusedAdminBackoff
 	refusedAdminRemote
+	refusedTLSHandshake
 	numRefusals
 )
 
 var refusalNames = [numRefusals]string{"fd_reserve", "mqtt_max_clients", "mqtt_connect_timeout",
-	"mqtt_unauthorized", "mqtt_auth_backoff", "admin_unauthorized", "admin_auth_backoff", "admin_remote"}
+	"mqtt_unauthorized", "mqtt_auth_backoff", "admin_unauthorized", "admin_auth_backoff", "admin_remote", "tls_handshake"}
 
 // listenerCounts are the broker's own listener counters.
 type listenerCounts struct {

@@ -177,7 +177,19 @@ func (b *Broker) handleEvents(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-b.events.done:
-			return
+			// What was queued before the end (the charge points' offline
+			// events of the shutdown) still goes out.
+			for {
+				select {
+				case msg := <-sub.ch:
+					if _, err := w.Write(msg); err != nil {
+						return
+					}
+				default:
+					_ = rc.Flush()
+					return
+				}
+			}
 		}
 		if _, err := w.Write(msg); err != nil {
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -38,7 +39,7 @@ const mqttWSPath = "/mqtt"
 // newWSListener serves the upgrade on ln. headerTimeout bounds the HTTP
 // request (a half-sent upgrade is dropped after it); maxPacket is
 // mqtt.max_packet_size.
-func newWSListener(ln net.Listener, headerTimeout time.Duration, maxPacket int, log *slog.Logger) *wsListener {
+func newWSListener(ln net.Listener, headerTimeout time.Duration, maxPacket int, log *slog.Logger, errorLog *stdlog.Logger) *wsListener {
 	l := &wsListener{ln: ln, conns: make(chan net.Conn), closed: make(chan struct{}), served: make(chan struct{}),
 		log: log, readLimit: int64(maxPacket) + 16}
 	mux := http.NewServeMux()
@@ -46,7 +47,7 @@ func newWSListener(ln net.Listener, headerTimeout time.Duration, maxPacket int, 
 	l.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: headerTimeout,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		ErrorLog:          errorLog,
 	}
 	go func() {
 		defer close(l.served)
@@ -68,8 +69,8 @@ func (l *wsListener) upgrade(w http.ResponseWriter, r *http.Request) {
 		l.log.Debug("mqtt-ws upgrade failed", "remote", r.RemoteAddr, "error", err)
 		return
 	}
-	ws.SetReadLimit(l.readLimit)
 	var nc net.Conn = websocket.NetConn(context.Background(), ws, websocket.MessageBinary)
+	ws.SetReadLimit(l.readLimit) // after NetConn, which lifts the limit
 	if r.TLS != nil {
 		nc = wssConn{nc, *r.TLS}
 	}

@@ -40,6 +40,7 @@ import (
 //	admin_requests_refused_total            counter    reason (admin_unauthorized, admin_auth_backoff,
 //	                                                   admin_remote)
 //	connections_refused_fd_reserve_total    counter
+//	tls_handshake_failures_total            counter
 //	ocpp_disconnects_total                  counter    reason (ocpp.Stats.Disconnects)
 //	ocpp_frames_total                       counter    direction (in, out), type (call, callresult,
 //	                                                   callerror, malformed), action
@@ -295,7 +296,7 @@ type statsCollector struct {
 	mqttClients func() int
 	knownAction func(string) bool
 
-	chargePoints, mqttClientsDesc, accepted, ocppRefused, mqttRefused, adminRefused, fdReserve, disconnects,
+	chargePoints, mqttClientsDesc, accepted, ocppRefused, mqttRefused, adminRefused, fdReserve, tlsFailures, disconnects,
 	framesRefused, validation, gatewayErrors, timeouts, queued, outstanding, holding, heldBytes,
 	bytes, authFailures, dropped, tooLarge, denied, responseIgnored, published, publishFailed,
 	historyBytes, historyFrames *prometheus.Desc
@@ -321,6 +322,8 @@ func newStatsCollector(stats func() Stats, mqttClients func() int, knownAction f
 		adminRefused: d("admin_requests_refused_total", "Admin API requests refused, by reason: admin_unauthorized (401: "+
 			"missing or wrong admin credentials), admin_auth_backoff (429: during a failed-login back-off), admin_remote "+
 			"(403: a remote client without a users file).", "reason"),
+		tlsFailures: d("tls_handshake_failures_total", "TLS handshakes that failed on any TLS listener: an expired, "+
+			"unknown or missing client certificate, or a client offering no version or suite accepted. Each is also logged, sampled."),
 		fdReserve: d("connections_refused_fd_reserve_total", "TCP connections on the OCPP and MQTT listeners closed at accept "+
 			"because the file descriptors left are reserved (fd_reserve) for the admin API and the process."),
 		disconnects: d("ocpp_disconnects_total", "Charge point connections ended, by reason (closed, replaced, shutdown, network_error, "+
@@ -365,7 +368,7 @@ func newStatsCollector(stats func() Stats, mqttClients func() int, knownAction f
 }
 
 func (c *statsCollector) descs() []*prometheus.Desc {
-	return []*prometheus.Desc{c.chargePoints, c.mqttClientsDesc, c.accepted, c.ocppRefused, c.mqttRefused, c.adminRefused, c.fdReserve,
+	return []*prometheus.Desc{c.chargePoints, c.mqttClientsDesc, c.accepted, c.ocppRefused, c.mqttRefused, c.adminRefused, c.fdReserve, c.tlsFailures,
 		c.disconnects, c.framesRefused, c.validation, c.gatewayErrors, c.timeouts, c.queued, c.outstanding, c.holding,
 		c.heldBytes, c.bytes, c.authFailures, c.dropped, c.tooLarge, c.denied, c.responseIgnored, c.published,
 		c.publishFailed, c.historyBytes, c.historyFrames}
@@ -412,6 +415,8 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		switch {
 		case refusal(i) == refusedFDReserve:
 			counter(c.fdReserve, v)
+		case refusal(i) == refusedTLSHandshake:
+			counter(c.tlsFailures, v)
 		case strings.HasPrefix(n, mqttRefusalPrefix):
 			counter(c.mqttRefused, v, n)
 		case strings.HasPrefix(n, adminRefusalPrefix):

@@ -103,6 +103,10 @@ func (b *Broker) serveMQTT(id string, ln net.Listener) {
 			}
 			go func() {
 				defer b.mqttConns.done(c)
+				if tc, ok := nc.(*tls.Conn); ok && !b.handshakeMQTT(id, tc) {
+					c.Close()
+					return
+				}
 				b.establish(id, c)
 			}()
 		}

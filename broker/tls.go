@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log"
+	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/chargemq/chargemq/broker/certs"
@@ -216,4 +219,59 @@ func verifiedCN(c net.Conn) (string, bool) {
 		return "", false
 	}
 	return cs.VerifiedChains[0][0].Subject.CommonName, true
+}
+
+// tlsFailed counts and logs, sampled, a TLS handshake that failed: a
+// charger with an expired certificate or one of another CA leaves no
+// other trace, since it never reaches the OCPP or MQTT layer.
+func (b *Broker) tlsFailed(listener, remote string, err error) {
+	n := b.counts.refused(refusedTLSHandshake)
+	level := slog.LevelDebug
+	if n <= logFirst || n%logEvery == 0 {
+		level = slog.LevelInfo
+	}
+	b.log.Log(context.Background(), level, "TLS handshake failed", "listener", listener, "remote", remote,
+		"error", err, "refused_so_far", n)
+}
+
+// httpErrorLog is the error log of an HTTP server: net/http reports a
+// failed TLS handshake only there ("http: TLS handshake error from ADDR:
+// ERR"), so those lines are counted and logged as tlsFailed; the rest go
+// to the debug log.
+func (b *Broker) httpErrorLog(listener string) *log.Logger {
+	debug := slog.NewLogLogger(b.log.Handler(), slog.LevelDebug)
+	return log.New(logFunc(func(line string) {
+		const prefix = "http: TLS handshake error from "
+		if rest, ok := strings.CutPrefix(line, prefix); ok {
+			remote, msg, _ := strings.Cut(rest, ": ")
+			b.tlsFailed(listener, remote, handshakeError(strings.TrimSpace(msg)))
+			return
+		}
+		debug.Print(line)
+	}), "", 0)
+}
+
+// logFunc adapts a function to the io.Writer of a log.Logger, which
+// writes each line in one call.
+type logFunc func(line string)
+
+func (f logFunc) Write(p []byte) (int, error) {
+	f(string(p))
+	return len(p), nil
+}
+
+// handshakeError is a TLS handshake failure net/http reported as text.
+type handshakeError string
+
+func (e handshakeError) Error() string { return string(e) }
+
+// handshakeMQTT completes the TLS handshake of an mqtts connection before
+// mochi reads it, within the connect timeout already set on it, so that a
+// failure is reported as one rather than as a connection that ended.
+func (b *Broker) handshakeMQTT(listener string, tc *tls.Conn) bool {
+	if err := tc.Handshake(); err != nil {
+		b.tlsFailed(listener, tc.RemoteAddr().String(), err)
+		return false
+	}
+	return true
 }

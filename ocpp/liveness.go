@@ -52,6 +52,12 @@ func (c *conn) checkLiveness() {
 	default:
 	}
 	if !c.gotFrame.Load() {
+		if c.unproven.Load() {
+			// The proof deadline, as long, closes it as auth_failed: a
+			// charge point bound to its serial that sends nothing has not
+			// proven it.
+			return
+		}
 		c.log.Info("no OCPP frame within idle_timeout")
 		c.shut(ReasonIdleTimeout, websocket.StatusNormalClosure)
 		return

@@ -182,6 +182,22 @@ func TestSerialBindingDeadline(t *testing.T) {
 	}
 }
 
+// TestSerialBindingSilent: a connection bound to its serial that sends
+// nothing at all is closed 1008 auth_failed too, not as an idle timeout.
+func TestSerialBindingSilent(t *testing.T) {
+	t.Parallel()
+	o := DefaultOptions()
+	o.IdleTimeout = 300 * time.Millisecond
+	h := newSerialHarness(t, o)
+	ws := dialUnproven(t, h, "CP1")
+	if ce := readClose(t, ws); ce.Code != websocket.StatusPolicyViolation || ce.Reason != string(ReasonAuthFailed) {
+		t.Fatalf("closed %v %q, want 1008 auth_failed", ce.Code, ce.Reason)
+	}
+	if e := h.rec.next(t, "disconnected"); e.reason != ReasonAuthFailed {
+		t.Fatalf("disconnected with %s", e.reason)
+	}
+}
+
 // TestShutdownClosesUnproven: Shutdown reaches connections still proving
 // their serial and does not wait for their deadline.
 func TestShutdownClosesUnproven(t *testing.T) {

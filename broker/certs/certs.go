@@ -57,7 +57,9 @@ type Options struct {
 	// Certificates holds one or more pairs. An RSA and an ECDSA pair may be
 	// served together: the TLS stack picks, per ClientHello, the first one
 	// the client supports (OCPP's TLS_RSA suites need the RSA one, its
-	// ECDHE_ECDSA suites the ECDSA one).
+	// ECDHE_ECDSA suites the ECDSA one); ECDSA pairs are tried first
+	// whatever the order here, so a client that can do both gets forward
+	// secrecy.
 	Certificates []Pair
 	// ClientCA is the PEM file of the CA(s) whose client certificates are
 	// accepted; "" for none.
@@ -240,7 +242,8 @@ type CertInfo struct {
 }
 
 // Summary describes the loaded certificates: each pair's leaf, in the order
-// of Options.Certificates, then the client CA certificates.
+// they are served (ECDSA ones first, otherwise as in Options.Certificates),
+// then the client CA certificates.
 func (s *Store) Summary() []CertInfo {
 	l := s.cur.Load()
 	out := make([]CertInfo, 0, len(l.certs)+len(l.caCerts))
@@ -291,6 +294,7 @@ func load(o Options) (*loaded, error) {
 		l.certs = append(l.certs, c)
 		l.certFiles = append(l.certFiles, p.Cert)
 	}
+	preferForwardSecrecy(l)
 	if o.ClientCA != "" {
 		certs, err := readCerts(o.ClientCA)
 		if err != nil {
@@ -303,6 +307,34 @@ func load(o Options) (*loaded, error) {
 		l.caCerts = certs
 	}
 	return l, nil
+}
+
+// preferForwardSecrecy puts the ECDSA certificates first, keeping the
+// order otherwise. crypto/tls serves the first certificate a client
+// supports, so with an RSA one first a client that offers both
+// TLS_RSA_WITH_* and ECDHE_ECDSA suites would get TLS_RSA, which has no
+// forward secrecy; the RSA certificate is for clients that can do only
+// TLS_RSA (OCPP requires those suites to be offered, not preferred).
+func preferForwardSecrecy(l *loaded) {
+	idx := make([]int, len(l.certs))
+	for i := range idx {
+		idx[i] = i
+	}
+	isECDSA := func(i int) bool { _, ok := l.certs[i].PrivateKey.(*ecdsa.PrivateKey); return ok }
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case isECDSA(a) && !isECDSA(b):
+			return -1
+		case !isECDSA(a) && isECDSA(b):
+			return 1
+		}
+		return 0
+	})
+	certs, files := make([]tls.Certificate, len(idx)), make([]string, len(idx))
+	for i, j := range idx {
+		certs[i], files[i] = l.certs[j], l.certFiles[j]
+	}
+	l.certs, l.certFiles = certs, files
 }
 
 // loadPair reads each file once and parses the chain itself first, so that

@@ -380,6 +380,10 @@ func TestCertificateChosenPerClient(t *testing.T) {
 		{"RSA first, RSA client", true, rsaSuites, x509.RSA},
 		{"ECDSA first, ECDSA client", false, ecdsaSuites, x509.ECDSA},
 		{"ECDSA first, RSA client", false, rsaSuites, x509.RSA},
+		// A client that offers both gets the forward-secret ECDHE_ECDSA
+		// suite, whichever certificate was listed first.
+		{"RSA first, client offering both", true, append(rsaSuites, ecdsaSuites...), x509.ECDSA},
+		{"ECDSA first, client offering both", false, append(rsaSuites, ecdsaSuites...), x509.ECDSA},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -765,9 +769,9 @@ func TestSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []certs.CertInfo{
-		{File: rsa.Cert, Subject: "localhost", KeyType: "RSA", NotAfter: f.rsa.Cert.NotAfter},
+	want := []certs.CertInfo{ // in the order served: ECDSA first
 		{File: ecdsa.Cert, Subject: "localhost", KeyType: "ECDSA", NotAfter: f.ecdsa.Cert.NotAfter},
+		{File: rsa.Cert, Subject: "localhost", KeyType: "RSA", NotAfter: f.rsa.Cert.NotAfter},
 		{File: caFile, Subject: "client CA", KeyType: "ECDSA", NotAfter: f.clientCA.Cert.NotAfter},
 	}
 	if got := s.Summary(); !slices.Equal(got, want) {

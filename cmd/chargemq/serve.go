@@ -29,6 +29,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		// for a little more GC work. GOGC set in the environment wins.
 		debug.SetGCPercent(defaultGCPercent)
 	}
+	// SIGHUP re-reads the users file (it is also re-read when it changes)
+	// and the TLS certificates and client CA. It is caught before the
+	// broker starts, so a SIGHUP sent once /readyz answers never takes
+	// the default action (ending the process); one that arrives during
+	// the start is applied right after it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	b, err := broker.New(brokerOptions(cfg, log))
 	if err != nil {
 		return err
@@ -36,13 +44,6 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := b.Start(); err != nil {
 		return err
 	}
-	// SIGHUP re-reads the users file (it is also re-read when it changes)
-	// and the TLS certificates and client CA.
-	// Caught from before the start line, so a SIGHUP sent after it never
-	// takes the default action (ending the process).
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	log.Info("chargemq started")
 	for done := false; !done; {
 		select {

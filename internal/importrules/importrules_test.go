@@ -39,6 +39,7 @@ func rules() []rule {
 		{from: m("broker/topic"), forbidden: []string{module}, allowOwn: true},
 		{from: m("broker/users"), forbidden: []string{module}, allowOwn: true},
 		{from: m("broker/certs"), forbidden: []string{module}, allowOwn: true},
+		{from: m("broker/web"), forbidden: []string{module}, allowOwn: true},
 		{from: m("internal/testpki"), forbidden: []string{module}, allowOwn: true},
 		{from: m("broker"), forbidden: []string{m("cmd")}},
 	}
