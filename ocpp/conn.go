@@ -196,7 +196,13 @@ func (c *conn) handle(data []byte) {
 	c.touch()
 	c.firstFrame()
 	s.stats.bytesIn.Add(uint64(len(data)))
-	f, err := ParseFrame(data)
+	// A validator that scans checks a CALL while the frame is split;
+	// checkCall checks it otherwise.
+	var sv ScanValidator
+	if c.checks&CheckUpstream != 0 {
+		sv, _ = c.validator.(ScanValidator)
+	}
+	f, refusal, err := parseFrame(data, sv)
 	if err != nil {
 		c.record(DirectionIn, "malformed", "", "", len(data), data)
 		s.stats.in(inMalformed)
@@ -210,7 +216,11 @@ func (c *conn) handle(data []byte) {
 	case TypeCall:
 		c.record(DirectionIn, f.Type.String(), f.Action, f.UniqueID, len(data), f.Payload)
 		s.stats.in(inCall)
-		if ce := c.checkCall(&f); ce != nil {
+		ce := refusal
+		if sv == nil {
+			ce = c.checkCall(&f)
+		}
+		if ce != nil {
 			s.stats.in(inInvalid)
 			s.failures.add(c.validator, "upstream", f.Action, ce.Code)
 			c.logRefused("call refused", "action", f.Action, "unique_id", f.UniqueID, "code", ce.Code, "error", ce.Description)

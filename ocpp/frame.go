@@ -38,7 +38,10 @@ type Frame struct {
 	UniqueID string
 	// Action is set on a CALL only.
 	Action string
-	// Payload is the JSON object of a CALL or CALLRESULT.
+	// Payload is the JSON object of a CALL or CALLRESULT. ParseFrame
+	// copies it out of the frame: the reader's buffer is recycled as soon
+	// as the frame is handled, and a Handler may keep the Inbound it is
+	// given.
 	Payload json.RawMessage
 	// ErrorCode, ErrorDescription and ErrorDetails are set on a CALLERROR.
 	ErrorCode        string
@@ -56,104 +59,193 @@ type Frame struct {
 // points send it, and nothing is lost by tolerating it. A frame that is not
 // valid UTF-8 is refused (RFC 6455 would even fail the connection; a
 // CALLERROR is the gentler, specified answer).
+//
+// The frame is read in one pass, without encoding/json, and the result is
+// exactly what decoding it with encoding/json into []json.RawMessage gave
+// (FuzzParseFrameMatchesReference holds the two equal). The frame keeps no
+// reference to data: Payload and ErrorDetails are copies, the strings are
+// new or interned, so the caller may reuse data at once.
 func ParseFrame(data []byte) (Frame, error) {
-	var parts []json.RawMessage
-	if err := json.Unmarshal(data, &parts); err != nil || parts == nil {
-		return Frame{}, &CallError{Code: FormationViolation, Description: "frame is not a JSON array"}
+	f, _, err := parseFrame(data, nil)
+	return f, err
+}
+
+// parseFrame is ParseFrame with a schema check in the same pass. When sv
+// is not nil, the payload of a CALL is checked as checkCall checks it:
+// an action sv does not define, or one only the central system sends, is
+// refused (and its payload skipped); any other payload is read by
+// sv.ScanCall instead of being skipped. The refusal comes back as refusal,
+// its UniqueID set, only when the frame itself is well formed (err nil);
+// a frame-level error takes precedence and is the same as ParseFrame's.
+// err, when not nil, is a *CallError.
+func parseFrame(data []byte, sv ScanValidator) (f Frame, refusal *CallError, err error) {
+	s := scanner{data: data}
+	var el [5][]byte // the first five elements, as they are in data
+	n := 0           // elements
+	var action string
+	actionRead := false // action holds element 2, read for sv: a non-empty string
+	i := skipSpace(data, 0)
+	if i == len(data) || data[i] != '[' {
+		return Frame{}, nil, notArray()
 	}
-	var f Frame
-	if len(parts) >= 2 {
-		// Read the id first so every later refusal can echo it.
-		if err := decodeString(parts[1], &f.UniqueID); err != nil || f.UniqueID == "" {
-			f.UniqueID = ""
-			return f, &CallError{Code: FormationViolation, Description: "UniqueId must be a non-empty string"}
+	i = skipSpace(data, i+1)
+	if i < len(data) && data[i] == ']' {
+		i++
+	} else {
+		for {
+			var end int
+			if n == 3 && sv != nil && isCall(el[0]) {
+				action, actionRead = stringElement(el[2], true)
+				actionRead = actionRead && action != ""
+			}
+			if n == 3 && actionRead {
+				end, refusal = s.callPayload(i, sv, action)
+			} else {
+				end = s.value(i, 1)
+			}
+			if end < 0 {
+				return Frame{}, nil, notArray()
+			}
+			if n < len(el) {
+				el[n] = data[i:end]
+			}
+			n++
+			i = skipSpace(data, end)
+			if i == len(data) {
+				return Frame{}, nil, notArray()
+			}
+			if data[i] == ']' {
+				i++
+				break
+			}
+			if data[i] != ',' {
+				return Frame{}, nil, notArray()
+			}
+			i = skipSpace(data, i+1)
 		}
 	}
-	if !utf8.Valid(data) {
+	if skipSpace(data, i) != len(data) {
+		return Frame{}, nil, notArray()
+	}
+
+	// The checks, in the order the frame was always checked in.
+	if n >= 2 {
+		// Read the id first so every later refusal can echo it.
+		id, ok := stringElement(el[1], false)
+		if !ok || id == "" {
+			return Frame{}, nil, &CallError{Code: FormationViolation, Description: "UniqueId must be a non-empty string"}
+		}
+		f.UniqueID = id
+	}
+	if s.badUTF8 {
 		// JSON is UTF-8 [RFC 8259 §8.1]; what is published must be too.
-		return f, f.violation(FormationViolation, "frame is not valid UTF-8")
+		return f, nil, f.violation(FormationViolation, "frame is not valid UTF-8")
 	}
-	if len(parts) < 3 {
-		return f, f.violation(FormationViolation, "frame has "+strconv.Itoa(len(parts))+" elements")
+	if n < 3 {
+		return f, nil, f.violation(FormationViolation, "frame has "+strconv.Itoa(n)+" elements")
 	}
-	typ, err := messageType(parts[0])
-	if err != nil {
-		return f, f.violation(FormationViolation, "MessageTypeId must be a number")
+	typ, ok := messageType(el[0])
+	if !ok {
+		return f, nil, f.violation(FormationViolation, "MessageTypeId must be a number")
 	}
 	switch typ {
 	case 2:
 		f.Type = TypeCall
-		if len(parts) != 4 {
-			return f, f.violation(FormationViolation, "CALL must have 4 elements")
+		if n != 4 {
+			return f, nil, f.violation(FormationViolation, "CALL must have 4 elements")
 		}
-		if err := decodeString(parts[2], &f.Action); err != nil || f.Action == "" {
-			return f, f.violation(FormationViolation, "Action must be a non-empty string")
-		}
-		f.Payload = parts[3]
-	case 3:
-		f.Type = TypeCallResult
-		if len(parts) != 3 {
-			return f, f.violation(FormationViolation, "CALLRESULT must have 3 elements")
-		}
-		f.Payload = parts[2]
-	case 4:
-		f.Type = TypeCallError
-		if len(parts) != 4 && len(parts) != 5 {
-			return f, f.violation(FormationViolation, "CALLERROR must have 5 elements")
-		}
-		if err := decodeString(parts[2], &f.ErrorCode); err != nil || f.ErrorCode == "" {
-			return f, f.violation(FormationViolation, "ErrorCode must be a non-empty string")
-		}
-		if err := decodeString(parts[3], &f.ErrorDescription); err != nil {
-			return f, f.violation(FormationViolation, "ErrorDescription must be a string")
-		}
-		if len(parts) == 5 {
-			f.ErrorDetails = parts[4]
-		}
-		if len(f.ErrorDetails) != 0 && !IsObject(f.ErrorDetails) {
-			return f, f.violation(FormationViolation, "ErrorDetails must be an object")
-		}
-		return f, nil
-	default:
-		return f, f.violation(MessageTypeNotSupported, "unknown MessageTypeId "+string(parts[0]))
-	}
-	if !IsObject(f.Payload) {
-		return f, f.violation(FormationViolation, "Payload must be a JSON object")
-	}
-	return f, nil
-}
-
-// messageType reads the MessageTypeId. The usual one-digit forms are
-// recognised directly; anything else (2.0, 2e0) takes the JSON decoder.
-func messageType(raw json.RawMessage) (float64, error) {
-	if len(raw) == 1 && raw[0] >= '0' && raw[0] <= '9' {
-		return float64(raw[0] - '0'), nil
-	}
-	var typ float64
-	err := json.Unmarshal(raw, &typ)
-	return typ, err
-}
-
-// decodeString reads a JSON string element. Plain strings (no escapes, no
-// control characters, as UniqueIds, actions and codes are) are taken as
-// they are, without setting up a decoder per element; the rest, and
-// anything that is not a string, take encoding/json.
-func decodeString(raw json.RawMessage, s *string) error {
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
-		inner := raw[1 : n-1]
-		plain := true
-		for _, c := range inner {
-			if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
-				plain = false
-				break
+		if !actionRead {
+			if action, ok = stringElement(el[2], true); !ok || action == "" {
+				return f, nil, f.violation(FormationViolation, "Action must be a non-empty string")
 			}
 		}
-		if plain {
-			*s = string(inner)
-			return nil
+		f.Action = action
+		f.Payload = bytes.Clone(el[3])
+	case 3:
+		f.Type = TypeCallResult
+		if n != 3 {
+			return f, nil, f.violation(FormationViolation, "CALLRESULT must have 3 elements")
 		}
+		f.Payload = bytes.Clone(el[2])
+	case 4:
+		f.Type = TypeCallError
+		if n != 4 && n != 5 {
+			return f, nil, f.violation(FormationViolation, "CALLERROR must have 5 elements")
+		}
+		if f.ErrorCode, ok = stringElement(el[2], true); !ok || f.ErrorCode == "" {
+			return f, nil, f.violation(FormationViolation, "ErrorCode must be a non-empty string")
+		}
+		if f.ErrorDescription, ok = stringElement(el[3], false); !ok {
+			return f, nil, f.violation(FormationViolation, "ErrorDescription must be a string")
+		}
+		if n == 5 {
+			f.ErrorDetails = bytes.Clone(el[4])
+		}
+		if len(f.ErrorDetails) != 0 && !IsObject(f.ErrorDetails) {
+			return f, nil, f.violation(FormationViolation, "ErrorDetails must be an object")
+		}
+		return f, nil, nil
+	default:
+		return f, nil, f.violation(MessageTypeNotSupported, "unknown MessageTypeId "+string(el[0]))
 	}
-	return json.Unmarshal(raw, s)
+	if !IsObject(f.Payload) {
+		return f, nil, f.violation(FormationViolation, "Payload must be a JSON object")
+	}
+	if refusal != nil {
+		refusal.UniqueID = f.UniqueID
+	}
+	return f, refusal, nil
+}
+
+func notArray() *CallError {
+	return &CallError{Code: FormationViolation, Description: "frame is not a JSON array"}
+}
+
+// isCall reports whether the MessageTypeId element raw is that of a CALL.
+func isCall(raw []byte) bool {
+	typ, ok := messageType(raw)
+	return ok && typ == 2
+}
+
+// messageType reads the MessageTypeId element, already scanned, as
+// encoding/json reads it into a float64: 2.0 and 2e0 are 2, "2" is an
+// error, and null leaves it 0 (an unknown type, not an error).
+func messageType(raw []byte) (float64, bool) {
+	if len(raw) == 1 && raw[0] >= '0' && raw[0] <= '9' {
+		return float64(raw[0] - '0'), true
+	}
+	switch c := raw[0]; {
+	case c == 'n':
+		return 0, true
+	case c == '-' || isDigit(c):
+		typ, err := strconv.ParseFloat(string(raw), 64)
+		return typ, err == nil
+	}
+	return 0, false
+}
+
+// callPayload reads the payload of a CALL of action at data[i] as
+// checkCall would check it: an action sv does not let the charge point
+// send is refused and its payload skipped; any other payload is read by
+// sv.ScanCall. It returns the offset past the payload (-1: not JSON) and
+// the refusal. The gateway checks UTF-8 itself, and nesting depth for a
+// payload long enough to nest deeper than maxNestingDepth allows, by
+// scanning it again, so that neither depends on the validator.
+func (s *scanner) callPayload(i int, sv ScanValidator, action string) (end int, refusal *CallError) {
+	if refusal = senderRefusal(sv, action); refusal != nil {
+		return s.value(i, 1), refusal
+	}
+	n, refusal := sv.ScanCall(action, s.data[i:])
+	switch {
+	case n <= 0 || n > len(s.data)-i:
+		return -1, nil
+	case n >= 2*(maxNestingDepth-1):
+		return s.value(i, 1), refusal
+	}
+	if !s.badUTF8 && !utf8.Valid(s.data[i:i+n]) {
+		s.badUTF8 = true
+	}
+	return i + n, refusal
 }
 
 func (f Frame) violation(code ErrorCode, desc string) *CallError {

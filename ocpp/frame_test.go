@@ -3,6 +3,8 @@ package ocpp
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -119,17 +121,131 @@ func TestSpell(t *testing.T) {
 	}
 }
 
-// TestDecodeStringMatchesEncodingJSON: the fast path for plain strings
-// reads exactly what encoding/json reads, and refuses what it refuses.
-func TestDecodeStringMatchesEncodingJSON(t *testing.T) {
+// TestStringElementMatchesEncodingJSON: a string element reads exactly
+// what encoding/json reads into a Go string, and is refused when that
+// fails (null reads as "", as encoding/json leaves the string alone).
+func TestStringElementMatchesEncodingJSON(t *testing.T) {
 	t.Parallel()
-	for _, raw := range []string{`"abc"`, `""`, `"a\"b"`, `"a\\b"`, `"\u00e9"`, `"é"`, "\"a\x01b\"", "\"\xff\"",
-		`"a/b"`, `7`, `null`, `"unterminated`, `"`, `"a" `, `{"a":1}`, `"BootNotification"`, `"550e8400-e29b-41d4-a716-446655440000"`} {
-		var want, got string
-		wantErr := json.Unmarshal([]byte(raw), &want)
-		gotErr := decodeString(json.RawMessage(raw), &got)
-		if (wantErr == nil) != (gotErr == nil) || got != want {
-			t.Errorf("decodeString(%s) = %q, %v; encoding/json: %q, %v", raw, got, gotErr, want, wantErr)
+	for _, raw := range []string{`"abc"`, `""`, `"a\"b"`, `"a\\b"`, `"\u00e9"`, `"é"`, "\"\xff\"", "\"a\xffb\xfe\"",
+		`"a/b"`, `"a\/b"`, `7`, `null`, `true`, `{"a":1}`, `[]`, `"BootNotification"`, `"550e8400-e29b-41d4-a716-446655440000"`,
+		`"\b\f\n\r\t"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\ude00"`, `"\ud83d\ud83d\ude00"`, `"\ud83dx"`, `"\ud83d\n"`,
+		`"\u0000"`, `"\uFFFD"`, "\"\xed\xa0\x80\"", "\"\xf0\x9f\x98\"", "\"\xf0\x9f\x98\x80\"", `"x\u20acy"`,
+		"\"\xe2\x82\xac\\n\xff\""} {
+		for _, intern := range []bool{false, true} {
+			var want string
+			wantErr := json.Unmarshal([]byte(raw), &want)
+			s := scanner{data: []byte(raw)}
+			if end := s.value(0, 0); end != len(raw) {
+				t.Fatalf("scan of %s ended at %d", raw, end)
+			}
+			got, ok := stringElement([]byte(raw), intern)
+			if ok != (wantErr == nil) || got != want {
+				t.Errorf("stringElement(%s) = %q, %v; encoding/json: %q, %v", raw, got, ok, want, wantErr)
+			}
+		}
+	}
+}
+
+// TestScannerMatchesEncodingJSON: the scanner accepts exactly what
+// json.Valid accepts, as a whole input.
+func TestScannerMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{``, ` `, `1`, `-`, `-0`, `-01`, `0.`, `0.0`, `1e5`, `1E+5`, `1e-`, `1.5e+`, `01`, `+1`,
+		`"a`, `"\`, `"\u`, `"\u123`, `"\u123g"`, `"\uABCD"`, `"\x"`, "\"\x01\"", "\"\x7f\"", "\"\xff\"",
+		`true`, `tru`, `truee`, `nul`, `null`, `false`, `[`, `[]`, `[ ]`, `[1,]`, `[,]`, `[1 2]`, `{}`, `{ }`, `{"a"}`,
+		`{"a":}`, `{"a":1,}`, `{"a":1 "b":2}`, `{1:2}`, `{"a":[{"b":[]}]}`, `[{}]`, `[}`, `{]`, `[[]]]`, `{"a":1}}`,
+		" \t\r\n[1]\n", "[1]\f", "\x00", `"\/"`, "[\"\xc3\xa9\"]",
+		strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+		strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+		strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000),
+		strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001),
+	} {
+		s := scanner{data: []byte(in)}
+		end := -1
+		if i := skipSpace(s.data, 0); i < len(in) {
+			if end = s.value(i, 0); end >= 0 && skipSpace(s.data, end) != len(in) {
+				end = -1
+			}
+		}
+		if got, want := end >= 0, json.Valid([]byte(in)); got != want {
+			t.Errorf("scanner accepts %.40q: %v, json.Valid %v", in, got, want)
+		}
+	}
+}
+
+// TestParseFrameAllocations: a CALL costs its UniqueId and its payload;
+// a known action, the known error codes and an empty description cost
+// nothing.
+func TestParseFrameAllocations(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want float64
+	}{
+		{`[2,"19223201","Heartbeat",{}]`, 2},
+		{`[2,"19223201","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]`, 2},
+		{`[2,"19223201","Invented",{}]`, 3},
+		{`[3,"19223201",{"currentTime":"2024-05-01T10:00:00Z"}]`, 2},
+		{`[4,"19223201","GenericError","",{}]`, 2},
+		{`[4,"19223201","GenericError",""]`, 1},
+	} {
+		data := []byte(tc.in)
+		if got := testing.AllocsPerRun(100, func() { ParseFrame(data) }); got != tc.want {
+			t.Errorf("ParseFrame(%s): %v allocations, want %v", tc.in, got, tc.want)
+		}
+	}
+	v := newRequiredField()
+	data := []byte(`[2,"19223201","BootNotification",{"chargePointVendor":"V","chargePointModel":"M"}]`)
+	var noCheck ScanValidator = fixedEnd{v, len(`{"chargePointVendor":"V","chargePointModel":"M"}`)}
+	if got := testing.AllocsPerRun(100, func() { parseFrame(data, noCheck) }); got != 2 {
+		t.Errorf("parseFrame with a ScanValidator: %v allocations, want 2", got)
+	}
+}
+
+// meterValues is a MeterValues CALL with n sampled values.
+func meterValues(n int) []byte {
+	b := []byte(`[2,"5a1f3c2e-8d4b-4e0a-9c1f-2b3d4e5f6a7b","MeterValues",{"connectorId":1,"transactionId":1234,"meterValue":[{"timestamp":"2024-05-01T10:00:00.000Z","sampledValue":[`)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"value":"`...)
+		b = strconv.AppendInt(b, int64(1000+i*17), 10)
+		b = append(b, `.5","context":"Sample.Periodic","format":"Raw","measurand":"Energy.Active.Import.Register","phase":"L1","location":"Outlet","unit":"Wh"}`...)
+	}
+	return append(b, "]}]}]"...)
+}
+
+// BenchmarkParseFrame compares ParseFrame with the encoding/json
+// implementation it replaced and with a plain json.Unmarshal of the frame
+// into []any.
+func BenchmarkParseFrame(b *testing.B) {
+	frames := []struct {
+		name string
+		data []byte
+	}{
+		{"Heartbeat", []byte(`[2,"19223201","Heartbeat",{}]`)},
+		{"BootNotification", []byte(`[2,"19223201","BootNotification",{"chargePointVendor":"VendorX","chargePointModel":"SingleSocketCharger","chargePointSerialNumber":"SN-0001","firmwareVersion":"1.2.3","iccid":"8931440400000000001","imsi":"240010000000001","meterType":"ACME-3P","meterSerialNumber":"M-0001"}]`)},
+		{"MeterValues20", meterValues(20)},
+	}
+	impls := []struct {
+		name  string
+		parse func([]byte) error
+	}{
+		{"scan", func(d []byte) error { _, err := ParseFrame(d); return err }},
+		{"reference", func(d []byte) error { _, err := parseFrameReference(d); return err }},
+		{"unmarshal_any", func(d []byte) error { var v []any; return json.Unmarshal(d, &v) }},
+	}
+	for _, fr := range frames {
+		for _, im := range impls {
+			b.Run(fr.name+"/"+im.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(fr.data)))
+				for b.Loop() {
+					if err := im.parse(fr.data); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

@@ -21,6 +21,25 @@ type Validator interface {
 	Check(action string, response bool, payload []byte) *CallError
 }
 
+// ScanValidator is a Validator that can check a CALL's payload while the
+// frame is split (one pass over the bytes). The gateway uses it, when the
+// connection's Validator has it, for the CALLs of a charge point whose
+// upstream is checked; CALLRESULTs are still checked with Check, once
+// their action is known.
+type ScanValidator interface {
+	Validator
+	// ScanCall validates the JSON value at the start of data (the rest of
+	// the frame follows it) as the request payload of action, which
+	// Sender defines as sent by the charge point, and returns the offset
+	// just past it. end < 0 means the bytes do not start with a valid
+	// JSON value, decided as encoding/json's syntax check decides it; the
+	// gateway itself checks UTF-8 (bytes that are not UTF-8 inside a
+	// string are valid JSON there) and nesting depth (encoding/json's
+	// limit), so ScanCall need not. ce is nil when the payload is valid,
+	// else what Check would return for it. ScanCall must not keep data.
+	ScanCall(action string, data []byte) (end int, ce *CallError)
+}
+
 // Checking says which directions are checked against the schemas.
 type Checking uint8
 
@@ -107,16 +126,27 @@ func (c *conn) checkCall(f *Frame) *CallError {
 	if c.checks&CheckUpstream == 0 {
 		return nil
 	}
-	fromCP, _, ok := c.validator.Sender(f.Action)
-	if !ok {
-		return &CallError{Code: NotImplemented, Description: "unknown action " + f.Action, UniqueID: f.UniqueID}
-	}
-	if !fromCP {
-		return &CallError{Code: NotSupported, Description: f.Action + " is sent by the central system, not by a charge point", UniqueID: f.UniqueID}
+	if ce := senderRefusal(c.validator, f.Action); ce != nil {
+		ce.UniqueID = f.UniqueID
+		return ce
 	}
 	if ce := c.validator.Check(f.Action, false, f.Payload); ce != nil {
 		ce.UniqueID = f.UniqueID
 		return ce
+	}
+	return nil
+}
+
+// senderRefusal is checkCall's answer to a CALL of action from the charge
+// point when v does not let the charge point send it, nil when it does.
+// parseFrame asks it before a ScanValidator reads the payload.
+func senderRefusal(v Validator, action string) *CallError {
+	fromCP, _, ok := v.Sender(action)
+	if !ok {
+		return &CallError{Code: NotImplemented, Description: "unknown action " + action}
+	}
+	if !fromCP {
+		return &CallError{Code: NotSupported, Description: action + " is sent by the central system, not by a charge point"}
 	}
 	return nil
 }
