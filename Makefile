@@ -7,13 +7,13 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Fuzz targets as package:FuzzName, e.g. ./ocpp:FuzzParseFrame.
-FUZZ_TARGETS ?= ./ocpp:FuzzParseFrame ./broker:FuzzDecodeCommand ./broker:FuzzEncode \
+FUZZ_TARGETS ?= ./ocpp:FuzzParseFrame ./ocpp:FuzzParseFrameMatchesReference ./broker:FuzzDecodeCommand ./broker:FuzzEncode \
 	./broker/topic:FuzzRender ./broker/topic:FuzzEscape ./broker/topic:FuzzParse
 FUZZTIME ?= 30s
 # FUZZTIME_SHORT is how long `make test` fuzzes each target (fuzz-short).
 FUZZTIME_SHORT ?= 3s
 
-.PHONY: all run build test vet fmt-check lint interop interop-deps cross bench fuzz fuzz-short clean
+.PHONY: all run build test vet fmt-check lint interop interop-deps page-deps cross bench fuzz fuzz-short clean
 
 all: build
 
@@ -46,10 +46,22 @@ test: vet fmt-check interop-deps
 
 ## interop-deps: install the interop suite's pinned node packages.
 interop-deps:
+	@if ! command -v openssl >/dev/null; then \
+		echo "interop-deps: installing openssl (the TLS test makes its certificates with it)"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl; \
+	fi
 	cd test/interop && npm ci --no-audit --no-fund
 
+## page-deps: install Debian's chromium for the Clients page test (tests/12-page.test.js)
+## when /usr/bin/chromium is missing; playwright-core drives it, never downloads a browser.
+page-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "page-deps: installing chromium"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	fi
+
 ## interop: drive the built binary with ocpp-rpc and mqtt.js (test/interop).
-interop: build interop-deps
+interop: build interop-deps page-deps
 	cd test/interop && CHARGEMQ_BIN=$(abspath $(BIN)) npm test
 
 ## cross: static builds for linux amd64/arm64/armv7 in dist/, each arm one run under qemu.

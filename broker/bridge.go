@@ -134,8 +134,13 @@ func newBridge(srv *mqtt.Server, t topics, qos byte, log *slog.Logger) *bridge {
 func (b *bridge) Connected(s ocpp.SessionInfo) {
 	b.publishPresence(s, true, "")
 	if b.events.active() {
-		b.events.publish(Event{Type: "connected", CID: s.CID, Time: s.ConnectedAt,
-			Client: &ocpp.ClientInfo{SessionInfo: s, LastSeen: s.ConnectedAt}}, nil)
+		// The connection is current by now: its queue (commands held while
+		// it was offline go out first) is part of what a live view shows.
+		ci, ok := b.ocpp.ClientInfo(s.CID)
+		if !ok || ci.SessionInfo != s {
+			ci = ocpp.ClientInfo{SessionInfo: s, LastSeen: s.ConnectedAt}
+		}
+		b.events.publish(Event{Type: "connected", CID: s.CID, Time: s.ConnectedAt, Client: &ci}, nil)
 	}
 }
 

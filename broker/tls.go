@@ -105,10 +105,15 @@ func (b *Broker) tlsConfig(name string) (*tls.Config, error) {
 			auth = tls.VerifyClientCertIfGiven
 		}
 	}
-	// Every TLS listener but mqtts serves HTTP/1.1: a WebSocket upgrade
-	// needs it, and the admin API does not need HTTP/2.
+	// A WebSocket upgrade needs HTTP/1.1; the admin API over https offers
+	// HTTP/2 too, since a browser keeps at most six HTTP/1.1 connections
+	// to a server and each open page holds event streams.
 	var protos []string
-	if name != ListenerMQTTTLS {
+	switch name {
+	case ListenerMQTTTLS:
+	case ListenerHTTPTLS:
+		protos = []string{"h2", "http/1.1"}
+	default:
 		protos = []string{"http/1.1"}
 	}
 	return b.certs.Config(auth, protos...)

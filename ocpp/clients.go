@@ -89,6 +89,16 @@ func (s *Server) Clients(q string, offset, limit int) (page []ClientInfo, total 
 	return page, total
 }
 
+// ClientInfo describes connected charge point cid, as Clients lists it;
+// false when it is not connected.
+func (s *Server) ClientInfo(cid string) (ClientInfo, bool) {
+	c := s.current(cid)
+	if c == nil {
+		return ClientInfo{}, false
+	}
+	return c.clientInfo(), true
+}
+
 // Client describes charge point cid with its frame history; false when it
 // is not connected.
 func (s *Server) Client(cid string) (ClientDetail, bool) {

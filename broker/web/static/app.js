@@ -40,6 +40,7 @@ const table = new ClientTable({
   tbody: $('clients-body'),
   thead: $('clients').tHead,
   onChange: (e) => detail.changed(e),
+  onFocusLost: () => $('filter').focus(),
   onCount: ({ total, shown, filtered }) => {
     setText($('count-connected'), String(total));
     setText($('shown'), filtered ? `${shown} of ${total} shown` : '');
@@ -85,6 +86,7 @@ const mqttTab = new MqttTab({
     text: 'The MQTT client is disconnected (MQTT 5: reason 0x98, administrative action). It may reconnect at once.',
     withBlock: false,
     action: (/* block */) => mqttTab.kick(id),
+    refocus: () => $('mqtt-refresh').focus(),
   }),
 });
 
@@ -193,11 +195,16 @@ async function refreshStats() {
   }
   const batch = [...stale].slice(0, STALE_PER_REFRESH);
   for (const cid of batch) stale.delete(cid);
+  // The list endpoint with ?q= rather than /clients/{cid}: a charge point
+  // that went away meanwhile is then simply not in the answer, not a 404
+  // that the browser would log.
   await Promise.all(batch.filter((cid) => table.get(cid)).map(async (cid) => {
     try {
-      table.update(await api(`api/v1/clients/${enc(cid)}`));
+      const r = await api(`api/v1/clients?q=${enc(cid)}&limit=50`);
+      const info = r.clients.find((c) => c.cid === cid);
+      if (info) table.update(info);
     } catch {
-      // Gone meanwhile: its disconnected event says so.
+      // Unavailable: the next refresh tries again for the next command.
     }
   }));
   statsBusy = false;
@@ -207,9 +214,6 @@ async function refreshStats() {
 setInterval(() => {
   if (!document.hidden) statsSoon();
 }, STATS_IDLE_MS);
-document.addEventListener('visibilitychange', () => {
-  if (!document.hidden) statsSoon();
-});
 
 // --- the event stream -------------------------------------------------------
 
@@ -223,6 +227,7 @@ let syncing = true;
 let buffer = [];
 let syncGen = 0;
 let retryMs = 1000;
+let suspended = false;
 
 function apply(type, d, replay) {
   switch (type) {
@@ -297,6 +302,7 @@ async function resync() {
 }
 
 function connect() {
+  if (suspended) return;
   const source = new EventSource('api/v1/events');
   es = source;
   source.addEventListener('open', () => {
@@ -325,6 +331,37 @@ function connect() {
     }
   });
 }
+
+// --- a page in the background lets its streams go ------------------------------
+
+// Each stream keeps one of the six connections a browser opens to a server
+// over HTTP/1.1; a page hidden for a minute closes its streams so that the
+// pages in front keep theirs, and refetches the list when it is shown again.
+const HIDDEN_MS = 60000;
+let hiddenTimer = null;
+document.addEventListener('visibilitychange', () => {
+  if (document.hidden) {
+    hiddenTimer = setTimeout(() => {
+      suspended = true;
+      const source = es;
+      es = null;
+      if (source) source.close();
+      syncGen++;
+      syncing = true;
+      buffer = [];
+      detail.suspend();
+      live('paused', 'paused');
+    }, HIDDEN_MS);
+    return;
+  }
+  clearTimeout(hiddenTimer);
+  if (suspended) {
+    suspended = false;
+    connect();
+    detail.resume();
+  }
+  statsSoon();
+});
 
 // --- start ------------------------------------------------------------------
 

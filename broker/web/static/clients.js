@@ -66,8 +66,9 @@ export class ClientTable {
    * is told after an entry's row was updated (for the detail pane);
    * onCount({total, shown}) after each flush.
    */
-  constructor({ tbody, thead, onChange, onCount }) {
+  constructor({ tbody, thead, onChange, onCount, onFocusLost }) {
     this.tbody = tbody;
+    this.onFocusLost = onFocusLost || (() => {});
     this.thead = thead;
     this.onChange = onChange || (() => {});
     this.onCount = onCount || (() => {});
@@ -76,6 +77,7 @@ export class ClientTable {
     this.view = []; // the filtered entries, sorted
     this.rendered = 0; // view[0..rendered) are in tbody, in order
     this.filter = '';
+    this.selected = null; // the cid the detail pane shows
     this.sortKey = 'cid';
     this.sortDir = 1;
     this.rebuild = true;
@@ -200,6 +202,15 @@ export class ClientTable {
     return this.entries.get(cid);
   }
 
+  /** select marks the row of the charge point the detail pane shows (null: none). */
+  select(cid) {
+    const old = this.selected && this.entries.get(this.selected);
+    if (old && old.tr) old.tr.removeAttribute('aria-current');
+    this.selected = cid;
+    const e = cid && this.entries.get(cid);
+    if (e && e.tr) e.tr.setAttribute('aria-current', 'true');
+  }
+
   get size() {
     return this.entries.size;
   }
@@ -322,7 +333,15 @@ export class ClientTable {
     this.view.splice(i, 1);
     if (i < this.rendered) {
       this.rendered--;
-      if (e.tr) e.tr.remove();
+      if (e.tr) {
+        // A row that goes away (a kick, a disconnect) while it has the
+        // focus hands it to its neighbour, so that the keyboard is not lost.
+        const focused = e.tr.contains(document.activeElement);
+        const next = focused && (e.tr.nextElementSibling || e.tr.previousElementSibling);
+        e.tr.remove();
+        if (next) next.querySelector('.cid-link').focus();
+        else if (focused) this.onFocusLost();
+      }
     }
   }
 
@@ -345,9 +364,10 @@ export class ClientTable {
   row(e) {
     if (e.tr) return e.tr;
     const cells = {};
-    const tr = el('tr', { dataset: { cid: e.cid } });
+    // Explicit roles: the CSS lays the rows out as grids, not as a table.
+    const tr = el('tr', { dataset: { cid: e.cid }, attrs: { role: 'row' } });
     for (const c of COLUMNS) {
-      const td = el('td', { className: `col-${c.key}`, dataset: { label: c.label } });
+      const td = el('td', { className: `col-${c.key}`, dataset: { label: c.label }, attrs: { role: 'cell' } });
       if (c.key === 'cid') {
         const b = el('button', { className: 'cid-link', text: e.cid, attrs: { type: 'button', 'aria-haspopup': 'dialog' } });
         td.append(b);
@@ -358,7 +378,8 @@ export class ClientTable {
       tr.append(td);
     }
     const kick = el('button', { className: 'btn small danger kick', text: 'Kick', attrs: { type: 'button', 'aria-label': `Kick ${e.cid}` } });
-    tr.append(el('td', { className: 'col-actions' }, kick));
+    tr.append(el('td', { className: 'col-actions', attrs: { role: 'cell' } }, kick));
+    if (this.selected === e.cid) tr.setAttribute('aria-current', 'true');
     e.tr = tr;
     e.cells = cells;
     e.shown = {};
@@ -370,19 +391,20 @@ export class ClientTable {
     const i = e.info;
     const c = e.cells;
     const s = e.shown;
+    // title() is only called for a cell whose text changed (formatting a
+    // tooltip's date costs more than the rest of the row).
     const put = (key, text, title) => {
       if (s[key] === text) return;
       s[key] = text;
       setText(c[key], text);
-      if (title !== undefined) c[key].title = title;
+      if (title) c[key].title = title();
     };
     put('protocol', i.protocol || '');
     put('remote', i.remote || '');
-    put('connected_at', clock(e.connectedMs), fullTime(e.connectedMs));
-    put('last_seen', clock(e.lastSeenMs), fullTime(e.lastSeenMs));
-    const q = String(i.queue_depth || 0) + (i.held ? ` +${i.held} held` : '');
-    put('queue_depth', q);
-    put('outstanding', outstandingText(i.outstanding), i.outstanding ? `sent ${fullTime(e.outstandingMs)}` : '');
+    put('connected_at', clock(e.connectedMs), () => fullTime(e.connectedMs));
+    put('last_seen', clock(e.lastSeenMs), () => fullTime(e.lastSeenMs));
+    put('queue_depth', String(i.queue_depth || 0) + (i.held ? ` +${i.held} held` : ''));
+    put('outstanding', outstandingText(i.outstanding), () => (i.outstanding ? `sent ${fullTime(e.outstandingMs)}` : ''));
     c.outstanding.classList.toggle('waiting', !!i.outstanding);
   }
 }

@@ -102,6 +102,7 @@ export class DetailPane {
     this.note();
     this.root.hidden = false;
     document.body.classList.add('detail-open');
+    this.table.select(cid);
     this.renderInfo();
     this.root.focus();
     this.startStream();
@@ -114,6 +115,7 @@ export class DetailPane {
     this.cid = null;
     this.root.hidden = true;
     document.body.classList.remove('detail-open');
+    this.table.select(null);
     this.list.replaceChildren();
     this.onClose(cid);
   }
@@ -160,6 +162,15 @@ export class DetailPane {
         this.buffer = [];
       }
     });
+  }
+
+  /** suspend closes the pane's stream (the page is in the background); resume opens it again. */
+  suspend() {
+    this.stopStream();
+  }
+
+  resume() {
+    if (this.cid !== null && !this.es) this.startStream();
   }
 
   stopStream() {
@@ -269,12 +280,14 @@ export class DetailPane {
     });
     const li = el('li', { className: `frame ${f.direction}${live ? ' fresh' : ''}`, dataset: { type: f.type, action: f.action || '', uid: f.unique_id || '' } },
       details,
-      el('button', { className: 'btn small copy', text: 'Copy', attrs: { type: 'button', 'aria-label': `Copy frame ${f.unique_id || ''}` } }),
+      el('button', { className: 'btn small copy', text: 'Copy', title: 'Copy the frame as OCPP-J', attrs: { type: 'button' } }),
     );
     this.frames.set(li, f);
     this.list.prepend(li); // newest first
     while (this.list.childElementCount > MAX_FRAMES) {
       const last = this.list.lastElementChild;
+      const old = this.frames.get(last);
+      if (old) this.keys.delete(frameKey(old));
       this.frames.delete(last);
       last.remove();
     }

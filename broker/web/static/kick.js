@@ -22,6 +22,11 @@ export class KickDialog {
     dialog.addEventListener('close', () => {
       this.action = null;
       this.confirmBtn.disabled = false;
+      // The dialog gives the focus back to where it was; when that is gone
+      // (the row was re-rendered), refocus says where it goes instead.
+      const refocus = this.refocus;
+      this.refocus = null;
+      if (refocus && (!document.activeElement || document.activeElement === document.body)) refocus();
     });
   }
 
@@ -32,9 +37,12 @@ export class KickDialog {
   /**
    * ask opens the dialog. action(block) does the kick (block is "" or a
    * duration such as "60s") and throws to keep the dialog open with its
-   * message; withBlock shows the block choice (charge points only).
+   * message; withBlock shows the block choice (charge points only);
+   * refocus() places the focus when the dialog closes and the element it
+   * was opened from has gone.
    */
-  ask({ name, text, withBlock, action }) {
+  ask({ name, text, withBlock, action, refocus }) {
+    this.refocus = refocus || null;
     setText(this.name, name);
     setText(this.text, text);
     this.block.hidden = !withBlock;

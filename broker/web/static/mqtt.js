@@ -11,6 +11,7 @@ export class MqttTab {
     this.empty = empty;
     this.shown = shown;
     this.onError = onError;
+    this.refreshBtn = refresh;
     this.loading = null;
     refresh.addEventListener('click', () => this.refresh());
     tbody.addEventListener('click', (ev) => {
@@ -39,7 +40,9 @@ export class MqttTab {
     }
     this.onError('');
     const rows = (list.clients || []).map((c) => this.row(c));
+    const hadFocus = this.tbody.contains(document.activeElement);
     this.tbody.replaceChildren(...rows);
+    if (hadFocus) this.refreshBtn.focus(); // its row was replaced
     this.empty.hidden = rows.length > 0;
     const connected = (list.clients || []).filter((c) => c.connected).length;
     setText(this.shown, `${connected} connected${list.total > connected ? `, ${list.total - connected} with a session kept` : ''}`);
