@@ -123,7 +123,7 @@ func TestCorpusCoverage(t *testing.T) {
 	}
 	for _, d := range defs {
 		a := s.actions[d.name]
-		if a == nil || a.request == nil || a.response == nil {
+		if a == nil || a.request.ref == nil || a.response.ref == nil || a.request.root == nil || a.response.root == nil {
 			t.Errorf("%s: schemas missing", d.name)
 			continue
 		}

@@ -6,6 +6,12 @@
 // "urn:OCPP:1.6:2019:12:<Action>Request"). Those files are committed and embedded; Load compiles
 // them once, optionally replacing some with a vendor's files by id (Options.Dir).
 //
+// Load compiles every schema twice: into the compiled validator of this package, which checks a
+// payload in one scan of its bytes without decoding it and without allocating when it is valid
+// (Check, and Scan for the frame parser, which also finds where the payload ends), and with
+// gojsonschema, the reference engine the compiled validator is tested against and the engine for
+// the schemas it cannot compile (a vendor schema using, say, "pattern"; see Set.Fallbacks).
+//
 // Check maps schema violations to the OCPP-J error codes in the order docs/topics.md ("Schema violations") fixes: missing
 // required field (OccurenceConstraintViolation), wrong type (TypeConstraintViolation), enum,
 // length, range, format or multipleOf (PropertyConstraintViolation), unexpected property

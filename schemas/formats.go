@@ -1,7 +1,7 @@
 package schemas
 
 import (
-	"net/url"
+	"net/netip"
 	"strings"
 	"sync"
 
@@ -147,7 +147,14 @@ func (uriChecker) IsFormat(input interface{}) bool {
 }
 
 func isURI(s string) bool {
-	colon := -1
+	colon, ok := uriSyntax(s)
+	return ok && hostOK(s, colon)
+}
+
+// uriSyntax does the checks of isURI that look at characters only, and returns the offset of
+// the colon after the scheme.
+func uriSyntax(s string) (colon int, ok bool) {
+	colon = -1
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c == ':' {
@@ -156,32 +163,92 @@ func isURI(s string) bool {
 		}
 		alpha := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
 		if i == 0 && !alpha || !alpha && !(c >= '0' && c <= '9') && c != '+' && c != '-' && c != '.' {
-			return false
+			return 0, false
 		}
 	}
 	if colon < 1 || colon == len(s)-1 {
-		return false
+		return 0, false
 	}
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c <= ' ' || c >= 0x7f:
-			return false
+			return 0, false
 		case c == '\\' || c == '"' || c == '<' || c == '>' || c == '{' || c == '}' || c == '|' || c == '^' || c == '`':
-			return false
+			return 0, false
 		case c == '%':
 			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
-				return false
+				return 0, false
 			}
 		}
 	}
 	if strings.Count(s, "#") > 1 { // "#" is not a fragment character [RFC 3986 §3.5]
-		return false
+		return 0, false
 	}
 	if !bracketsOnlyAroundHost(s[colon+1:]) {
+		return 0, false
+	}
+	return colon, true
+}
+
+// hostOK checks what url.Parse still rejects in a string that passed the checks of isURI: the
+// host and port of an authority, nothing else can fail (userinfo, path, query and fragment only
+// need valid %-escapes, checked already). It is url.Parse's parseHost (Go 1.26), written out
+// because url.Parse allocates and the compiled validator must not; TestURIMatchesNetURL and
+// FuzzURIMatchesNetURL hold it to url.Parse.
+func hostOK(s string, colon int) bool {
+	scheme, rest := s[:colon], s[colon+1:]
+	if i := strings.IndexAny(rest, "?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	auth, ok := strings.CutPrefix(rest, "//")
+	if !ok {
+		return true // no authority: an opaque or absolute path
+	}
+	if i := strings.IndexByte(auth, '/'); i >= 0 {
+		auth = auth[:i]
+	}
+	host := auth[strings.LastIndexByte(auth, '@')+1:]
+	if strings.HasPrefix(host, "[") { // an IP literal: an IPv6 address, no zone (checked above)
+		end := strings.IndexByte(host, ']')
+		if !validOptionalPort(host[end+1:]) {
+			return false
+		}
+		addr, err := netip.ParseAddr(host[1:end])
+		return err == nil && !addr.Is4()
+	}
+	if i := strings.IndexByte(host, ':'); i >= 0 {
+		// A second colon is an error for http and https (GODEBUG urlstrictcolons, default since
+		// Go 1.26); for other schemes only the part after the last one must be a port.
+		if !strings.EqualFold(scheme, "http") && !strings.EqualFold(scheme, "https") {
+			i = strings.LastIndexByte(host, ':')
+		}
+		if !validOptionalPort(host[i:]) {
+			return false
+		}
+	}
+	// In a host, %-escapes may only encode bytes >= 0x80, or be %25 [RFC 3986 §3.2.2, RFC 6874].
+	for i := 0; i < len(host); i++ {
+		if host[i] == '%' && host[i+1] < '8' && host[i:i+3] != "%25" {
+			return false
+		}
+	}
+	return true
+}
+
+// validOptionalPort reports whether port is empty or a colon followed by digits.
+func validOptionalPort(port string) bool {
+	if port == "" {
+		return true
+	}
+	if port[0] != ':' {
 		return false
 	}
-	_, err := url.Parse(s) // authority syntax: ports, IPv6 brackets
-	return err == nil
+	for i := 1; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // bracketsOnlyAroundHost reports whether "[" and "]" appear only around an

@@ -1,6 +1,9 @@
 package schemas
 
-import "testing"
+import (
+	"net/url"
+	"testing"
+)
 
 func TestIsDateTime(t *testing.T) {
 	t.Parallel()
@@ -91,8 +94,50 @@ func TestIsURI(t *testing.T) {
 	}
 }
 
-func TestDateTimeCheckerAllocs(t *testing.T) {
+func TestFormatCheckerAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { isDateTime("2024-05-01T10:00:00.123+02:00") }); n != 0 {
 		t.Errorf("isDateTime allocates %v times", n)
 	}
+	if n := testing.AllocsPerRun(100, func() { isURI("ftp://user:pw@[2001:db8::1]:21/diag/%20x?a#b") }); n != 0 {
+		t.Errorf("isURI allocates %v times", n)
+	}
+}
+
+// isURIWithNetURL is isURI as it was before hostOK: its character checks, then url.Parse.
+func isURIWithNetURL(s string) bool {
+	_, ok := uriSyntax(s)
+	_, err := url.Parse(s)
+	return ok && err == nil
+}
+
+var uriSeeds = []string{
+	"ftp://user:secret@files.example.com/uploads/", "https://example.com/fw.bin?x=1%20y#frag",
+	"ftp://[2001:db8::1]:21/diag/", "http://[::1]:8080/x", "http://[::ffff:1.2.3.4]/", "http://[1.2.3.4]/",
+	"http://[::1]x/", "http://[::1]:/", "http://[:::1]/", "http://[::1:]/", "http://[0::0:0:0:0:0:0:0]/",
+	"http://a:1:2/", "ftp://a:1:2/", "ftp://a:b:2/", "HTTP://a:1:2/", "http://a:/", "http://:80/", "http://a:8x/",
+	"http://h%41/", "http://h%c3%a9/", "http://h%25/", "http://h%7e/", "http://h%80/", "http://u%41@h/",
+	"http://u@h@g:1/", "http://u:p@[::1]:1/", "sftp://host:2222/a/b", "file:///var/log/x", "urn:isbn:0451450523",
+	"mailto:a@b", "x:/a:b", "x://", "x://@", "x://a?b:c", "x://a#b:c", "x://a/b:c", "x:?//a:b", "a+b.c-d://h:1/",
+}
+
+func TestURIMatchesNetURL(t *testing.T) {
+	t.Parallel()
+	for _, s := range uriSeeds {
+		if got, want := isURI(s), isURIWithNetURL(s); got != want {
+			t.Errorf("isURI(%q) = %v, url.Parse says %v", s, got, want)
+		}
+	}
+}
+
+// FuzzURIMatchesNetURL holds isURI, which checks hosts itself so as not to allocate, to the
+// url.Parse-based check it replaced.
+func FuzzURIMatchesNetURL(f *testing.F) {
+	for _, s := range uriSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isURI(s), isURIWithNetURL(s); got != want {
+			t.Fatalf("isURI(%q) = %v, url.Parse says %v", s, got, want)
+		}
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"math/big"
 	"os"
 	"path"
@@ -48,15 +47,49 @@ type Options struct {
 // Set is a compiled schema set for one protocol. It is immutable after Load and safe for
 // concurrent use: compile once at startup, then Check every message.
 type Set struct {
-	protocol string
-	codes    codes
-	actions  map[string]*actionSchemas
+	protocol  string
+	codes     codes
+	actions   map[string]*actionSchemas
+	fallbacks []Fallback
 }
 
 type actionSchemas struct {
 	sender   Sender
-	request  *gojsonschema.Schema
-	response *gojsonschema.Schema
+	request  messageSchema
+	response messageSchema
+}
+
+// messageSchema is one schema compiled twice: by gojsonschema, the reference engine (and the
+// engine for what the compiler does not implement), and by the compiler.
+type messageSchema struct {
+	ref  *gojsonschema.Schema
+	root *node // nil: checked by gojsonschema (see Set.Fallbacks)
+}
+
+func (a *actionSchemas) schema(response bool) *messageSchema {
+	if response {
+		return &a.response
+	}
+	return &a.request
+}
+
+// Fallback is a schema the compiled validator does not handle, because it uses a keyword (or a
+// form of one) the compiler does not implement: payloads of that message are checked by
+// gojsonschema instead, correctly but some thirty times slower and allocating per keyword. Only
+// vendor schemas (Options.Dir) can cause one; Set.Fallbacks lists them so that startup can say so.
+type Fallback struct {
+	// Schema is the schema's id ("urn:OCPP:1.6:2019:12:BootNotificationRequest").
+	Schema string
+	// File is where it was read from: a file in Options.Dir, or the embedded path.
+	File string
+	// Keyword is the keyword that is not compiled ("pattern", "oneOf", "format", "$ref" …), or
+	// "(boolean schema)" for a subschema that is just true or false.
+	Keyword string
+	// Pointer is a JSON pointer to its first use in the file ("#/properties/idTag/pattern").
+	Pointer string
+	// Reason says what about the keyword is not compiled when it is not the keyword itself
+	// (`format "email"`, "enum with a value that is not a string"); empty otherwise.
+	Reason string
 }
 
 // schemaSource is one schema document before compilation and where it came from.
@@ -122,15 +155,18 @@ func Load(opts Options) (*Set, error) {
 			if !ok {
 				return nil, fmt.Errorf("schemas: %s: no schema %s%s", p.name, prefix, key)
 			}
-			compiled, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(src.data))
+			ref, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(src.data))
 			if err != nil {
 				return nil, fmt.Errorf("schemas: %s (id %s): %w", src.origin, src.id, err)
 			}
-			if response {
-				a.response = compiled
-			} else {
-				a.request = compiled
+			root, why, err := compileSchema(src.data)
+			if err != nil {
+				return nil, fmt.Errorf("schemas: %s (id %s): %w", src.origin, src.id, err)
 			}
+			for _, u := range why {
+				s.fallbacks = append(s.fallbacks, Fallback{Schema: src.id, File: src.origin, Keyword: u.keyword, Pointer: u.pointer, Reason: u.reason})
+			}
+			*a.schema(response) = messageSchema{ref: ref, root: root}
 		}
 	}
 	return s, nil
@@ -220,32 +256,112 @@ func (s *Set) Sender(action string) (Sender, bool) {
 	return a.sender, true
 }
 
+// Fallbacks lists the schemas of the set that are checked by gojsonschema because they use a
+// keyword the compiled validator does not implement, one entry per schema and keyword. It is
+// empty for the embedded schemas; a vendor file in Options.Dir can add entries, which startup
+// should log once. The slice is a copy.
+func (s *Set) Fallbacks() []Fallback { return append([]Fallback(nil), s.fallbacks...) }
+
 // Check validates the payload of a CALL (response false) or CALLRESULT (response true) of action.
-// It returns nil when the payload is valid, so the hot path allocates nothing beyond what
-// gojsonschema needs to decode and walk the payload. An unknown action gives a Failure with Code
-// NotImplemented; a payload that is not a JSON object gives FormationViolation.
+// It returns nil when the payload is valid, and then allocates nothing (unless the schema is a
+// Fallback). An unknown action gives a Failure with Code NotImplemented; a payload that is not
+// exactly one JSON object (not JSON, not an object, or followed by anything but whitespace) gives
+// FormationViolation. It is Scan plus that check of what follows the value.
 func (s *Set) Check(action string, response bool, payload []byte) *Failure {
 	a, ok := s.actions[action]
 	if !ok {
-		return &Failure{Code: s.codes.notImplemented, Violations: []Violation{{
-			Rule: "action", Message: fmt.Sprintf("action %q is not defined in %s", action, s.protocol),
-		}}}
+		return s.notImplemented(action)
 	}
-	schema := a.request
-	if response {
-		schema = a.response
-	}
-	if !isJSONObject(payload) {
+	return s.check(a.schema(response), payload)
+}
+
+func (s *Set) check(sch *messageSchema, payload []byte) *Failure {
+	end, f := s.scan(sch, payload)
+	if end < 0 || skipWS(payload, end) != len(payload) {
 		return s.formation("payload is not a JSON object")
 	}
-	res, err := schema.Validate(gojsonschema.NewBytesLoader(payload))
+	return f
+}
+
+// Scan validates the JSON value that starts data (after optional whitespace) as the payload of a
+// CALL (response false) or CALLRESULT (response true) of action, in one pass over its bytes, and
+// returns the offset in data just past that value: the OCPP frame parser calls it on the rest of
+// a CALL frame, `{…}]`, and reads what follows the payload itself.
+//
+// When the bytes from data[0] are not one syntactically valid JSON value, end is negative and f
+// nil: the frame is malformed, which the caller reports. Otherwise f is nil for a valid payload
+// (and nothing is allocated), FormationViolation for a value that is not an object, NotImplemented
+// for an unknown action (whose payload is still scanned, to find its end), or the schema
+// violations in the order and with the codes Check gives.
+func (s *Set) Scan(action string, response bool, data []byte) (end int, f *Failure) {
+	a, ok := s.actions[action]
+	if !ok {
+		if end = skipValue(data, skipWS(data, 0), 0); end < 0 {
+			return -1, nil
+		}
+		return end, s.notImplemented(action)
+	}
+	return s.scan(a.schema(response), data)
+}
+
+func (s *Set) scan(sch *messageSchema, data []byte) (end int, f *Failure) {
+	i := skipWS(data, 0)
+	if i >= len(data) || data[i] != '{' || sch.root == nil {
+		if end = skipValue(data, i, 0); end < 0 {
+			return -1, nil
+		}
+		if data[i] != '{' {
+			return end, s.formation("payload is not a JSON object")
+		}
+		return end, s.checkReference(sch, data[i:end])
+	}
+	w := walker{data: data}
+	if end = w.value(i, sch.root, 0); end < 0 {
+		return -1, nil
+	}
+	switch {
+	case w.dup:
+		return end, s.checkReference(sch, data[i:end])
+	case len(w.found) == 0:
+		return end, nil
+	}
+	return end, w.failure(s.codes)
+}
+
+func (s *Set) notImplemented(action string) *Failure {
+	return &Failure{Code: s.codes.notImplemented, Violations: []Violation{{
+		Rule: "action", Message: fmt.Sprintf("action %q is not defined in %s", action, s.protocol),
+	}}}
+}
+
+// checkReference validates payload with gojsonschema, the reference engine: what Check did before
+// the compiled validator, and what it still does for a Fallback schema and for an object that
+// repeats a property. It keeps the contract of Check for a known action.
+func (s *Set) checkReference(sch *messageSchema, payload []byte) *Failure {
+	f, _ := s.referenceResult(sch, payload)
+	return f
+}
+
+// referenceResult is checkReference that also says whether gojsonschema panicked. It does so on
+// a number big.Rat cannot hold (exponent beyond ±10^6) checked by multipleOf, minimum or maximum;
+// that is a FormationViolation rather than a crash of the broker.
+func (s *Set) referenceResult(sch *messageSchema, payload []byte) (f *Failure, panicked bool) {
+	if !isJSONObject(payload) {
+		return s.formation("payload is not a JSON object"), false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			f, panicked = s.formation(fmt.Sprintf("payload could not be validated: %v", r)), true
+		}
+	}()
+	res, err := sch.ref.Validate(gojsonschema.NewBytesLoader(payload))
 	if err != nil { // not reachable for valid JSON, kept so a decoder change cannot panic us
-		return s.formation("payload is not valid JSON")
+		return s.formation("payload is not valid JSON"), false
 	}
 	if res.Valid() {
-		return nil
+		return nil, false
 	}
-	return s.failure(res.Errors())
+	return s.failure(res.Errors()), false
 }
 
 func (s *Set) formation(msg string) *Failure {
@@ -430,18 +546,9 @@ func ruleOf(t string) (string, class) {
 	return t, classFormation // anyOf, oneOf, not, dependencies …: structure, not one field's value
 }
 
-// multipleOfTolerance is ajv's (ocpp-rpc's) tolerance: value/multiple may be this far from an
-// integer. gojsonschema divides exactly, which is right for decimal text like 16.1 but rejects what
-// a charge point computing in binary floating point prints, e.g. 0.30000000000000004 for 0.1+0.2.
-const multipleOfTolerance = 1e-6
-
 func multipleWithinTolerance(e gojsonschema.ResultError) bool {
 	n, ok := e.Value().(json.Number)
 	if !ok {
-		return false
-	}
-	v, err := n.Float64()
-	if err != nil {
 		return false
 	}
 	m, ok := e.Details()["multiple"].(*big.Float)
@@ -449,9 +556,5 @@ func multipleWithinTolerance(e gojsonschema.ResultError) bool {
 		return false
 	}
 	mf, _ := m.Float64()
-	if mf <= 0 {
-		return false
-	}
-	q := v / mf
-	return math.Abs(math.Round(q)-q) < multipleOfTolerance
+	return withinTolerance(string(n), mf)
 }

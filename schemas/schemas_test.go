@@ -2,11 +2,15 @@ package schemas
 
 import (
 	"errors"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/xeipuuv/gojsonschema"
 )
 
 func TestSender(t *testing.T) {
@@ -269,4 +273,152 @@ func TestConcurrentCheck(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+}
+
+func TestScan(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "boot.json", `{"id":"urn:OCPP:1.6:2019:12:BootNotificationRequest","type":"object",
+		"properties":{"chargePointVendor":{"type":"string","pattern":"^[A-Z]"},"chargePointModel":{"type":"string"}},
+		"required":["chargePointVendor","chargePointModel"]}`)
+	vendor, err := Load(Options{Protocol: "ocpp1.6", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		set    *Set
+		action string
+		data   string
+		end    int    // -1: malformed
+		code   string // "" = valid
+		err    string // Failure.Error(), when set
+	}{
+		{"in a frame", nil, "Heartbeat", `{}]`, 2, "", ""},
+		{"leading whitespace", nil, "Heartbeat", " \n{ }\t]", 5, "", ""},
+		{"violation in a frame", nil, "Heartbeat", `{"a":[1,{"b":"]"}]}]`, 19, "FormationViolation", "a: additionalProperties"},
+		{"anything after", nil, "Heartbeat", `{} garbage`, 2, "", ""},
+		{"nested", nil, "BootNotification", `{"chargePointVendor":"A","chargePointModel":"B"}, "x"]`, 48, "", ""},
+		{"truncated", nil, "Heartbeat", `{"a":`, -1, "", ""},
+		{"bad escape", nil, "Heartbeat", `{"a":"\x"}]`, -1, "", ""},
+		{"empty", nil, "Heartbeat", ``, -1, "", ""},
+		{"array", nil, "Heartbeat", `[1,2]]`, 5, "FormationViolation", "payload is not a JSON object"},
+		{"string", nil, "Heartbeat", `"{}"]`, 4, "FormationViolation", "payload is not a JSON object"},
+		{"number", nil, "Heartbeat", `12]`, 2, "FormationViolation", "payload is not a JSON object"},
+		{"unknown action", nil, "Foo", `{"a":[1,{}]}]`, 12, "NotImplemented", `action "Foo" is not defined in ocpp1.6`},
+		{"unknown action, malformed", nil, "Foo", `{"a":]`, -1, "", ""},
+		{"gojsonschema schema", vendor, "BootNotification", `{"chargePointVendor":"a","chargePointModel":"B"}]`, 48, "PropertyConstraintViolation", "chargePointVendor: pattern"},
+		{"gojsonschema schema, valid", vendor, "BootNotification", `{"chargePointVendor":"A","chargePointModel":"B"} ]`, 48, "", ""},
+		{"gojsonschema schema, malformed", vendor, "BootNotification", `{"chargePointVendor":"A",]`, -1, "", ""},
+		// gojsonschema decodes into a map: the last of repeated members counts.
+		{"repeated member, last wrong", nil, "BootNotification", `{"chargePointVendor":"A","chargePointModel":"B","chargePointModel":1}]`, 69, "TypeConstraintViolation", "chargePointModel: type"},
+		{"repeated member, last right", nil, "BootNotification", `{"chargePointVendor":"A","chargePointModel":1,"chargePointModel":"B"}]`, 69, "", ""},
+		{"repeated unknown member", nil, "Heartbeat", `{"a":1,"\u0061":2}]`, 18, "FormationViolation", "a: additionalProperties"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := tc.set
+			if s == nil {
+				s = set16(t)
+			}
+			end, f := s.Scan(tc.action, false, []byte(tc.data))
+			if end != tc.end {
+				t.Errorf("end %d, want %d", end, tc.end)
+			}
+			switch {
+			case tc.end < 0 || tc.code == "":
+				if f != nil {
+					t.Errorf("failure %s: %v", f.Code, f)
+				}
+			case f == nil:
+				t.Errorf("valid, want %s", tc.code)
+			case f.Code != tc.code || tc.err != "" && f.Error() != tc.err:
+				t.Errorf("%s %q, want %s %q", f.Code, f.Error(), tc.code, tc.err)
+			}
+			if end >= 0 {
+				if g := s.Check(tc.action, false, []byte(tc.data[:end])); describe(g) != describe(f) {
+					t.Errorf("Check of the value alone: %s, Scan %s", describe(g), describe(f))
+				}
+			}
+		})
+	}
+}
+
+func TestFallbacks(t *testing.T) {
+	t.Parallel()
+	if fb := set16(t).Fallbacks(); len(fb) != 0 {
+		t.Errorf("embedded schemas fall back: %+v", fb)
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "boot.json", strings.ReplaceAll(vendorBoot, "%ID%", "urn:OCPP:1.6:2019:12:"))
+	file := writeFile(t, dir, "reset.json", `{"id":"urn:OCPP:1.6:2019:12:ResetRequest","type":"object",
+		"properties":{"type":{"type":"string","oneOf":[{"enum":["Hard"]},{"enum":["Soft"]}]},
+		"x":{"type":"string","format":"email"},"y":{"type":"string","pattern":"^a","format":"email"}},
+		"required":["type"]}`)
+	s, err := Load(Options{Protocol: "ocpp1.6", Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Fallback{
+		{Schema: "urn:OCPP:1.6:2019:12:ResetRequest", File: file, Keyword: "oneOf", Pointer: "#/properties/type/oneOf"},
+		{Schema: "urn:OCPP:1.6:2019:12:ResetRequest", File: file, Keyword: "format", Pointer: "#/properties/x/format", Reason: `format "email"`},
+		{Schema: "urn:OCPP:1.6:2019:12:ResetRequest", File: file, Keyword: "pattern", Pointer: "#/properties/y/pattern"},
+	}
+	if got := s.Fallbacks(); !slices.Equal(got, want) {
+		t.Errorf("Fallbacks() =\n %+v\nwant\n %+v", got, want)
+	}
+	if s.actions["BootNotification"].request.root == nil {
+		t.Error("vendor BootNotificationRequest ($ref, definitions) not compiled")
+	}
+	// The fallback schema is checked, by gojsonschema.
+	if f := s.Check("Reset", false, []byte(`{"type":"Warm"}`)); f == nil || !slices.ContainsFunc(f.Violations, func(v Violation) bool { return v.Rule == "number_one_of" }) {
+		t.Errorf("oneOf not checked: %v", describe(f))
+	}
+	if f := s.Check("Reset", false, []byte(`{"type":"Hard"}`)); f != nil {
+		t.Errorf("valid: %v", f)
+	}
+}
+
+func TestLoadRefCycle(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	writeFile(t, dir, "reset.json", `{"id":"urn:OCPP:1.6:2019:12:ResetRequest","type":"object",
+		"definitions":{"a":{"$ref":"#/definitions/b"},"b":{"$ref":"#/definitions/a"}},
+		"properties":{"type":{"$ref":"#/definitions/a"}}}`)
+	if _, err := Load(Options{Protocol: "ocpp1.6", Dir: dir}); err == nil || !strings.Contains(err.Error(), "reset.json") || !strings.Contains(err.Error(), "$ref cycle") {
+		t.Errorf("Load: %v, want a $ref cycle error naming reset.json", err)
+	}
+}
+
+// TestRecursiveSchema checks a schema whose definition refers to itself, a cycle in the compiled
+// graph, against gojsonschema.
+func TestRecursiveSchema(t *testing.T) {
+	t.Parallel()
+	doc := []byte(`{"$schema":"http://json-schema.org/draft-07/schema","$id":"urn:tree","$ref":"#/definitions/node",
+		"definitions":{"node":{"type":"object","additionalProperties":false,"required":["v"],
+		"properties":{"v":{"type":"integer","minimum":0,"maximum":9},"kids":{"type":"array","maxItems":2,"items":{"$ref":"#/definitions/node"}}}}}}`)
+	registerFormats()
+	ref, err := gojsonschema.NewSchema(gojsonschema.NewBytesLoader(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, why, err := compileSchema(doc)
+	if err != nil || why != nil {
+		t.Fatal(err, why)
+	}
+	s := set16(t)
+	e := engines{"tree", &messageSchema{ref: ref, root: root}}
+	for _, p := range []string{`{"v":1}`, `{"v":1,"kids":[{"v":2,"kids":[{"v":3},{"v":10,"x":1}]},{}]}`,
+		`{"v":1,"kids":[{"v":2},{"v":3},{"v":"4"}]}`, `{"kids":[{"kids":[{"kids":[{"v":-1}]}]}]}`} {
+		if msg := diffEngines(s, e, []byte(p)); msg != "" {
+			t.Errorf("%s\n payload %s", msg, p)
+		}
+	}
+	r := rand.New(rand.NewPCG(6, 6))
+	for range 500 {
+		p := genPayload(r, root)
+		if msg := diffEngines(s, e, p); msg != "" {
+			t.Fatalf("%s\n payload %s", msg, p)
+		}
+	}
 }
