@@ -302,6 +302,10 @@ func New(opts Options) (*Broker, error) {
 	}
 	b.validators = o.Validators
 	set := o.Validators[ocpp.OCPP16].(schemaValidator).set
+	for _, f := range set.Fallbacks() {
+		log.Warn("schema uses a keyword the compiled validator does not implement; gojsonschema checks it (slower)",
+			"schema", f.Schema, "file", f.File, "keyword", f.Keyword, "at", f.Pointer)
+	}
 	b.metrics = newMetrics(b.Stats, b.mqttClientsConnected, func(a string) bool { _, ok := set.Sender(a); return ok }, set.Actions())
 	b.bridge.roundTrip = b.metrics.roundTrip
 	ao := access.Options{

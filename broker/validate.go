@@ -53,7 +53,19 @@ func (v schemaValidator) Sender(action string) (fromCP, fromCS, ok bool) {
 }
 
 func (v schemaValidator) Check(action string, response bool, payload []byte) *ocpp.CallError {
-	f := v.set.Check(action, response, payload)
+	return callError(v.set.Check(action, response, payload))
+}
+
+// ScanCall implements ocpp.ScanValidator: the frame parser has the
+// compiled validator check a CALL's payload while it splits the frame.
+func (v schemaValidator) ScanCall(action string, data []byte) (int, *ocpp.CallError) {
+	end, f := v.set.Scan(action, false, data)
+	return end, callError(f)
+}
+
+// callError is a schema failure as the CALLERROR that answers it; nil
+// for none.
+func callError(f *schemas.Failure) *ocpp.CallError {
 	if f == nil {
 		return nil
 	}
@@ -62,6 +74,8 @@ func (v schemaValidator) Check(action string, response bool, payload []byte) *oc
 	}{f.Violations})
 	return &ocpp.CallError{Code: ocpp.ErrorCode(f.Code), Description: f.Error(), Details: details}
 }
+
+var _ ocpp.ScanValidator = schemaValidator{}
 
 // validation builds the validators and the per-charge-point checking
 // function from the options.
