@@ -108,18 +108,15 @@ func benchValidator(b *testing.B) schemaValidator {
 }
 
 // upstream is the gateway's work on one frame from a charge point: parse
-// it, check the CALL as conn.checkCall does, write the MQTT payload as
-// bridge.Received does.
+// it and check the CALL in one pass, as the connection's reader does, and
+// write the MQTT payload as bridge.Received does.
 func upstream(v schemaValidator, data []byte) ([]byte, error) {
-	f, err := ocpp.ParseFrame(data)
+	f, refusal, err := ocpp.ParseCall(data, v)
 	if err != nil {
 		return nil, err
 	}
-	if fromCP, _, ok := v.Sender(f.Action); !ok || !fromCP {
-		return nil, fmt.Errorf("%s is not a charge point's CALL", f.Action)
-	}
-	if ce := v.Check(f.Action, false, f.Payload); ce != nil {
-		return nil, ce
+	if refusal != nil {
+		return nil, refusal
 	}
 	in := ocpp.Inbound{Frame: f}
 	return appendUpstream(nil, &in), nil

@@ -112,6 +112,12 @@ func decodeCommand(payload []byte) (ocpp.Frame, *malformed) {
 // call answered (beyond EMQX), "" when the gateway knows no such call;
 // Late, Unsolicited and Violations only when set.
 func appendUpstream(b []byte, in *ocpp.Inbound) []byte {
+	if b == nil {
+		// One allocation of about the right size instead of the four or
+		// five an append from nil takes to grow to a MeterValues frame.
+		b = make([]byte, 0, upstreamOverhead+len(in.UniqueID)+len(in.Action)+len(in.Payload)+
+			len(in.ErrorCode)+len(in.ErrorDescription)+len(in.ErrorDetails)+len(in.Violations))
+	}
 	b = append(b, `{"MessageTypeId":`...)
 	b = strconv.AppendUint(b, uint64(in.Type), 10)
 	b = append(b, `,"UniqueId":`...)
@@ -138,6 +144,10 @@ func appendUpstream(b []byte, in *ocpp.Inbound) []byte {
 	}
 	return append(b, '}')
 }
+
+// upstreamOverhead is what appendUpstream writes besides the frame's
+// parts (field names, quotes, flags), with room for a few escapes.
+const upstreamOverhead = 128
 
 // appendGatewayError appends the CALLERROR-shaped message the gateway
 // publishes when it cannot deliver a command, so consumers that parse the

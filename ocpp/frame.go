@@ -70,6 +70,14 @@ func ParseFrame(data []byte) (Frame, error) {
 	return f, err
 }
 
+// ParseCall is ParseFrame with the schema check of a charge point's CALL in
+// the same pass, as the gateway's reader runs it: refusal is the CALLERROR
+// that answers a well-formed CALL whose action or payload sv refuses. It is
+// exported for products that embed the parser and for benchmarks.
+func ParseCall(data []byte, sv ScanValidator) (f Frame, refusal *CallError, err error) {
+	return parseFrame(data, sv)
+}
+
 // parseFrame is ParseFrame with a schema check in the same pass. When sv
 // is not nil, the payload of a CALL is checked as checkCall checks it:
 // an action sv does not define, or one only the central system sends, is
