@@ -2,9 +2,11 @@ package broker
 
 import (
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -226,5 +228,35 @@ func TestSchemaDirReplacesEmbeddedSchemas(t *testing.T) {
 	cp.send(t, `[2,"v2","Heartbeat",{"x":1}]`)
 	if got := cp.recv(t); got[2] != "FormationViolation" {
 		t.Fatalf("Heartbeat with an extra property: %v", got)
+	}
+}
+
+// TestSchemaFallbackIsLoggedAndChecked: a vendor schema with a keyword the
+// compiled validator does not implement (pattern) is said once at start,
+// naming the schema and the keyword, and is still enforced (by
+// gojsonschema) on the charge point's calls.
+func TestSchemaFallbackIsLoggedAndChecked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	schema := `{"$schema":"http://json-schema.org/draft-04/schema#","id":"urn:acme:BootNotificationRequest",
+		"type":"object","properties":{"chargePointVendor":{"type":"string","pattern":"^ACME"},
+		"chargePointModel":{"type":"string"}},"required":["chargePointVendor","chargePointModel"]}`
+	if err := os.WriteFile(filepath.Join(dir, "boot.json"), []byte(schema), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	b := startBroker(t, func(o *Options) {
+		o.SchemaDir = dir
+		o.SchemaIDPrefix = "urn:acme:"
+		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	if out := logs.String(); strings.Count(out, "compiled validator does not implement") != 1 ||
+		!strings.Contains(out, "schema=urn:acme:BootNotificationRequest") || !strings.Contains(out, "keyword=pattern") {
+		t.Errorf("startup log does not name the fallback once:\n%s", out)
+	}
+	cp := dialCP(t, b, "CP1")
+	cp.send(t, `[2,"b1","BootNotification",{"chargePointVendor":"Other","chargePointModel":"M"}]`)
+	if got := cp.recv(t); got[0] != float64(4) || got[2] != "PropertyConstraintViolation" {
+		t.Fatalf("a vendor outside the pattern: %v, want a PropertyConstraintViolation", got)
 	}
 }
