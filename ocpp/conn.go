@@ -58,6 +58,9 @@ type conn struct {
 	watchdog   atomic.Pointer[time.Timer]
 
 	refused uint64 // frames refused on this connection; reader only
+	// quickFrames counts the frames in a row that came less than busyGap
+	// apart; reader only.
+	quickFrames int
 
 	// framesIn and framesOut count the connection's frames by type, for
 	// the admin API.
@@ -121,40 +124,61 @@ func (c *conn) run(done func()) {
 	c.read(done)
 }
 
-// read reads and handles one frame, then hands the connection to a fresh
-// goroutine for the next. Handling a frame (parse, schema check, the MQTT
-// publish) grows a goroutine's stack to 8 KiB, which the runtime does not
-// shrink while it waits in the library's read: an idle charge point would
-// keep it for its connection's life. A fresh goroutine waits on a 4 KiB
-// stack; one goroutine start per frame is the price. Only one of these
-// goroutines runs at a time.
+// read reads and handles frames. Handling one (parse, schema check, the
+// MQTT publish) grows a goroutine's stack to 8 KiB, which the runtime does
+// not shrink while it waits in the library's read: an idle charge point
+// would keep it for its connection's life. So after a frame the reader
+// hands the connection to a fresh goroutine, which waits on a 4 KiB stack
+// — unless the charge point is busy (its last busyFrames frames came less
+// than busyGap apart): growing the stack again for every frame was 17 % of
+// the server's CPU under load (docs/BENCHMARKS.md), and a busy charge point
+// is about to need it. A busy one that falls silent keeps the grown stack
+// until its next frame. Only one of these goroutines runs at a time.
 //
 // A frame's buffer comes from the server's pool once the frame has begun
 // to arrive and goes back when it has been handled (ParseFrame copies
 // what it keeps), so an idle charge point holds none.
 func (c *conn) read(done func()) {
-	typ, r, err := c.ws.Reader(context.Background())
-	if err != nil {
-		c.finish(c.readError(err), done)
-		return
-	}
-	buf := c.srv.frameBuffer()
-	if _, err := buf.ReadFrom(r); err != nil {
+	for {
+		typ, r, err := c.ws.Reader(context.Background())
+		if err != nil {
+			c.finish(c.readError(err), done)
+			return
+		}
+		buf := c.srv.frameBuffer()
+		if _, err := buf.ReadFrom(r); err != nil {
+			c.srv.recycle(buf)
+			c.finish(c.readError(err), done)
+			return
+		}
+		if typ != websocket.MessageText {
+			c.srv.recycle(buf)
+			c.srv.stats.in(inBinary)
+			c.shut(ReasonBinaryFrame, websocket.StatusUnsupportedData)
+			c.finish(ReasonBinaryFrame, done)
+			return
+		}
+		previous := c.lastActive.Load()
+		c.handle(buf.Bytes())
 		c.srv.recycle(buf)
-		c.finish(c.readError(err), done)
-		return
+		if time.Duration(c.lastActive.Load()-previous) < busyGap {
+			c.quickFrames++
+		} else {
+			c.quickFrames = 0
+		}
+		if c.quickFrames < busyFrames {
+			go c.read(done)
+			return
+		}
 	}
-	if typ != websocket.MessageText {
-		c.srv.recycle(buf)
-		c.srv.stats.in(inBinary)
-		c.shut(ReasonBinaryFrame, websocket.StatusUnsupportedData)
-		c.finish(ReasonBinaryFrame, done)
-		return
-	}
-	c.handle(buf.Bytes())
-	c.srv.recycle(buf)
-	go c.read(done)
 }
+
+// busyGap and busyFrames say when a charge point counts as busy, so that
+// its reader keeps its grown stack (read).
+const (
+	busyGap    = time.Second
+	busyFrames = 3
+)
 
 // finish ends the connection once its reader has stopped.
 func (c *conn) finish(reason Reason, done func()) {
