@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,24 +14,6 @@ import (
 	"github.com/chargemq/chargemq/broker/certs"
 	"github.com/chargemq/chargemq/internal/testpki"
 )
-
-// lockedBuffer is a log destination safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestTLSHandshakeFailuresCounted: a failed TLS handshake, which never
 // reaches OCPP or MQTT, is counted as tls_handshake and logged at INFO
@@ -43,7 +24,7 @@ func TestTLSHandshakeFailuresCounted(t *testing.T) {
 	ca, other := testpki.NewCA(t, "depot CA"), testpki.NewCA(t, "other CA")
 	dir := t.TempDir()
 	cert, key := ca.Server(t, testpki.ECDSA).WriteFiles(t, dir, "server")
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	b := startBroker(t, func(o *Options) {
 		o.OCPPTLSAddr, o.MQTTTLSAddr = "127.0.0.1:0", "127.0.0.1:0"
 		o.TLS = certs.Options{Certificates: []certs.Pair{{Cert: cert, Key: key}}, ClientCA: ca.WriteFile(t, dir, "ca")}

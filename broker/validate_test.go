@@ -244,7 +244,7 @@ func TestSchemaFallbackIsLoggedAndChecked(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "boot.json"), []byte(schema), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	b := startBroker(t, func(o *Options) {
 		o.SchemaDir = dir
 		o.SchemaIDPrefix = "urn:acme:"
