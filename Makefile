@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Fuzz targets as package:FuzzName, e.g. ./ocpp:FuzzParseFrame.
-FUZZ_TARGETS ?= ./ocpp:FuzzParseFrame ./ocpp:FuzzParseFrameMatchesReference ./schemas:FuzzCompiledMatchesReference ./schemas:FuzzURIMatchesNetURL ./broker:FuzzDecodeCommand ./broker:FuzzEncode \
+FUZZ_TARGETS ?= ./ocpp:FuzzParseFrame ./ocpp:FuzzParseFrameMatchesReference ./schemas:FuzzCompiledMatchesReference ./schemas:FuzzURIMatchesNetURL ./broker:FuzzDecodeCommand ./broker:FuzzDecodeCommandMatchesReference ./broker:FuzzEncode \
 	./broker/topic:FuzzRender ./broker/topic:FuzzEscape ./broker/topic:FuzzParse
 FUZZTIME ?= 30s
 # FUZZTIME_SHORT is how long `make test` fuzzes each target (fuzz-short).

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/chargemq/chargemq/ocpp"
-	"github.com/chargemq/chargemq/schemas"
 )
 
 // The per-message cost of the gateway, one goroutine, no network: what it
@@ -96,17 +95,6 @@ var (
 	}
 )
 
-// benchValidator is the validator the gateway uses for OCPP 1.6: the
-// embedded schemas behind the broker's adapter.
-func benchValidator(b *testing.B) schemaValidator {
-	b.Helper()
-	set, err := schemas.Load(schemas.Options{Protocol: string(ocpp.OCPP16)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return schemaValidator{set}
-}
-
 // upstream is the gateway's work on one frame from a charge point: parse
 // it and check the CALL in one pass, as the connection's reader does, and
 // write the MQTT payload as bridge.Received does.
@@ -122,19 +110,24 @@ func upstream(v schemaValidator, data []byte) ([]byte, error) {
 	return appendUpstream(nil, &in), nil
 }
 
-// downstream is the gateway's work on one command from MQTT: decode it as
-// bridge.Deliver does, check it as Server.checkCommand does and encode the
-// frame as Server.Send does.
+// downstream is the gateway's work on one command from MQTT: decode it
+// and check its payload in one pass as bridge.Deliver does, check its
+// sender as Server.checkCommand does and encode the frame as Server.Send
+// does.
 func downstream(v schemaValidator, data []byte) ([]byte, error) {
-	f, bad := decodeCommand(data)
+	cmd, bad := decodeCommand(data, v, ocpp.OCPP16)
 	if bad != nil {
 		return nil, bad
 	}
+	f := &cmd.Frame
 	if _, fromCS, ok := v.Sender(f.Action); !ok || !fromCS {
 		return nil, fmt.Errorf("%s is not a central system's CALL", f.Action)
 	}
-	if ce := v.Check(f.Action, false, f.Payload); ce != nil {
-		return nil, ce
+	if cmd.CheckedAs != ocpp.OCPP16 {
+		return nil, fmt.Errorf("%s was not checked while it was decoded", f.Action)
+	}
+	if cmd.PayloadRefusal != nil {
+		return nil, cmd.PayloadRefusal
 	}
 	return f.AppendJSON(nil), nil
 }
@@ -143,7 +136,7 @@ func downstream(v schemaValidator, data []byte) ([]byte, error) {
 // parse + check + translate, the next three are those steps alone, and
 // "json.Unmarshal" decodes the same frame into a []any.
 func BenchmarkUpstream(b *testing.B) {
-	v := benchValidator(b)
+	v := testValidator(b)
 	for _, bc := range benchUpstream {
 		out, err := upstream(v, bc.data)
 		if err != nil || !json.Valid(out) {
@@ -162,21 +155,22 @@ func BenchmarkUpstream(b *testing.B) {
 }
 
 // BenchmarkDownstream measures one CALL from MQTT for a charge point:
-// "gateway" is decode + check + encode, the next three are those steps
-// alone, and "json.Unmarshal" decodes the same message into a
+// "gateway" is decode and check in one pass + encode, the next three are
+// decode (without the check), check and encode alone, and "json.Unmarshal" decodes the same message into a
 // map[string]any.
 func BenchmarkDownstream(b *testing.B) {
-	v := benchValidator(b)
+	v := testValidator(b)
 	for _, bc := range benchDownstream {
 		out, err := downstream(v, bc.data)
 		if err != nil || !json.Valid(out) {
 			b.Fatalf("%s: %v, %q", bc.name, err, out)
 		}
-		f, _ := decodeCommand(bc.data)
+		cmd, _ := decodeCommand(bc.data, nil, "")
+		f := cmd.Frame
 		b.Run(bc.name, func(b *testing.B) {
 			step(b, "gateway", bc.data, func() error { _, err := downstream(v, bc.data); return err })
 			step(b, "decode", bc.data, func() error {
-				if _, bad := decodeCommand(bc.data); bad != nil {
+				if _, bad := decodeCommand(bc.data, nil, ""); bad != nil {
 					return bad
 				}
 				return nil

@@ -272,20 +272,20 @@ func (b *bridge) replyTarget(cl *mqtt.Client, pk *packets.Packet) *replyTo {
 // MQTT allows).
 func (b *bridge) Deliver(cl *mqtt.Client, cid string, pk packets.Packet) packets.Code {
 	ref := b.replyTarget(cl, &pk)
-	f, bad := decodeCommand(pk.Payload)
+	sv, p := b.ocpp.CommandValidator(cid)
+	cmd, bad := decodeCommand(pk.Payload, sv, p)
 	if bad != nil {
 		err := &ocpp.GatewayError{Reason: ocpp.ReasonMalformed, Code: ocpp.FormationViolation, Description: bad.why}
 		b.refused(cl, cid, bad.uniqueID, bad.action, err)
 		b.publishGatewayError(cid, bad.uniqueID, bad.action, err, ref)
 		return packets.ErrPayloadFormatInvalid
 	}
-	cmd := &ocpp.Command{Frame: f}
 	if ref != nil {
 		cmd.Ref = ref
 	}
-	if err := b.ocpp.Send(cid, cmd); err != nil {
-		b.refused(cl, cid, f.UniqueID, cmd.Frame.Action, err)
-		b.publishGatewayError(cid, f.UniqueID, cmd.Frame.Action, err, ref)
+	if err := b.ocpp.Send(cid, &cmd); err != nil {
+		b.refused(cl, cid, cmd.Frame.UniqueID, cmd.Frame.Action, err)
+		b.publishGatewayError(cid, cmd.Frame.UniqueID, cmd.Frame.Action, err, ref)
 		return pubackCode(err.Reason)
 	}
 	return packets.CodeSuccess

@@ -3,6 +3,7 @@ package broker
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -11,18 +12,6 @@ import (
 
 // maxUniqueIDLen is the longest UniqueId OCPP-J allows [OCPP-J 1.6 §4.1.4].
 const maxUniqueIDLen = 36
-
-// command is the EMQX-compatible JSON shape of a message on the downstream
-// topic. Pointers tell a missing member from an empty one.
-type command struct {
-	MessageTypeID    *json.Number    `json:"MessageTypeId"`
-	UniqueID         *string         `json:"UniqueId"`
-	Action           string          `json:"Action"`
-	Payload          json.RawMessage `json:"Payload"`
-	ErrorCode        string          `json:"ErrorCode"`
-	ErrorDescription string          `json:"ErrorDescription"`
-	ErrorDetails     json.RawMessage `json:"ErrorDetails"`
-}
 
 // malformed is why a downstream message could not be read as a frame, with
 // the UniqueId when it could be read (for the gateway error).
@@ -35,76 +24,238 @@ type malformed struct {
 func (m *malformed) Error() string { return "broker: malformed command: " + m.why }
 
 // decodeCommand turns the JSON an MQTT client published on a downstream
-// topic into an OCPP frame. It decodes once; Payload and ErrorDetails stay
-// raw. An Action on a CALLRESULT or CALLERROR is accepted and ignored (the
-// gateway knows which call is answered).
-func decodeCommand(payload []byte) (ocpp.Frame, *malformed) {
-	var c command
+// topic (the EMQX shape, docs/topics.md) into the command for a charge
+// point, in one pass over the bytes. With sv, the validator the charge
+// point's commands are checked with (Server.CommandValidator), a CALL's
+// Payload is checked in that same pass when its MessageTypeId and Action
+// come before it, as every encoder we know writes them; the command then
+// carries the verdict for Send (Command.CheckedAs). Payload and
+// ErrorDetails stay raw, slices of payload, which the caller must not
+// change. An Action on a CALLRESULT or CALLERROR is accepted and ignored
+// (the gateway knows which call is answered).
+//
+// The message is read as encoding/json read it into a struct before
+// (FuzzDecodeCommandMatchesReference holds it to that): member names
+// match without regard to case, a repeated member overrides an earlier
+// one, unknown members are ignored, null leaves a string member unset,
+// and a MessageTypeId may be a number or a string holding one.
+func decodeCommand(payload []byte, sv ocpp.ScanValidator, p ocpp.Protocol) (ocpp.Command, *malformed) {
 	if !utf8.Valid(payload) {
-		return ocpp.Frame{}, &malformed{why: "payload is not UTF-8 JSON"}
+		return ocpp.Command{}, &malformed{why: "payload is not UTF-8 JSON"}
 	}
-	err := json.Unmarshal(payload, &c)
-	m := &malformed{action: c.Action}
-	if c.UniqueID != nil {
-		m.uniqueID = *c.UniqueID
-	}
-	if err != nil {
-		if _, isType := err.(*json.UnmarshalTypeError); !isType {
-			m.why = "payload is not a JSON object"
-			return ocpp.Frame{}, m
+	var (
+		d       commandReader
+		checked bool // the Payload was scanned by sv: the verdict is in refusal
+		refusal *ocpp.CallError
+	)
+	ok := ocpp.ScanObject(payload, func(key []byte, at int) int {
+		switch field := commandField(key); field {
+		case fieldPayload:
+			if sv != nil && d.typ == '2' && d.action != "" {
+				if _, fromCS, known := sv.Sender(d.action); known && fromCS {
+					end, ce := ocpp.ScanPayload(payload, at, sv, d.action)
+					if end >= 0 {
+						d.payload, checked, refusal = payload[at:end], true, ce
+						d.checkedAction = d.action
+					}
+					return end
+				}
+			}
+			checked = false
+			return d.set(field, payload, at)
+		case fieldType, fieldAction:
+			checked = false // a later MessageTypeId or Action: the verdict may not be for it
+			return d.set(field, payload, at)
+		default:
+			return d.set(field, payload, at)
 		}
-		m.why = err.Error()
-		return ocpp.Frame{}, m
+	})
+	if !ok {
+		return ocpp.Command{}, &malformed{why: "payload is not a JSON object"}
 	}
-	f := ocpp.Frame{UniqueID: m.uniqueID}
+	f, why := d.frame()
+	if why != "" {
+		return ocpp.Command{}, &malformed{uniqueID: d.id, action: d.action, why: why}
+	}
+	cmd := ocpp.Command{Frame: f}
+	if checked && f.Type == ocpp.TypeCall && f.Action == d.checkedAction {
+		cmd.CheckedAs, cmd.PayloadRefusal = p, refusal
+	}
+	return cmd, nil
+}
+
+// The members of a command, as commandField names them.
+const (
+	fieldOther = iota
+	fieldType
+	fieldID
+	fieldAction
+	fieldPayload
+	fieldErrorCode
+	fieldErrorDescription
+	fieldErrorDetails
+)
+
+// commandFields are the members' names; encoding/json matched them
+// without regard to case, so they still are.
+var commandFields = [...]string{
+	fieldType:             "MessageTypeId",
+	fieldID:               "UniqueId",
+	fieldAction:           "Action",
+	fieldPayload:          "Payload",
+	fieldErrorCode:        "ErrorCode",
+	fieldErrorDescription: "ErrorDescription",
+	fieldErrorDetails:     "ErrorDetails",
+}
+
+// commandField returns which member key names.
+func commandField(key []byte) int {
+	switch string(key) { // the names as written: no allocation
+	case "MessageTypeId":
+		return fieldType
+	case "UniqueId":
+		return fieldID
+	case "Action":
+		return fieldAction
+	case "Payload":
+		return fieldPayload
+	}
+	for f, name := range commandFields {
+		// A folded letter is never shorter than the ASCII one it matches.
+		if f != fieldOther && len(key) >= len(name) && strings.EqualFold(string(key), name) {
+			return f
+		}
+	}
+	return fieldOther
+}
+
+// commandReader collects the members of a command as decodeCommand reads
+// them. hasType and hasID tell a missing (or null) member from an empty
+// one; typeErr is the first member of the wrong JSON type.
+type commandReader struct {
+	typ                  byte // '2', '3' or '4'; 0 for any other MessageTypeId
+	hasType, hasID       bool
+	id, action           string
+	payload, details     []byte
+	errorCode, errorDesc string
+	checkedAction        string // the Action the Payload was scanned for
+	typeErr              string
+}
+
+// set reads the value at data[at] into field and returns the offset past
+// it (-1: not well-formed).
+func (d *commandReader) set(field int, data []byte, at int) int {
+	end := ocpp.SkipValue(data, at)
+	if end < 0 {
+		return -1
+	}
+	raw := data[at:end]
+	switch field {
+	case fieldType:
+		switch c := raw[0]; {
+		case c == 'n':
+			d.typ, d.hasType = 0, false
+		case c == '"' || c == '-' || '0' <= c && c <= '9':
+			// A string holding a number was a json.Number too. Only 2, 3
+			// and 4 are kept; anything else is refused in frame.
+			if c == '"' {
+				raw = []byte(ocpp.Unquote(raw))
+			}
+			d.typ, d.hasType = 0, true
+			if len(raw) == 1 {
+				d.typ = raw[0]
+			}
+		default:
+			d.wrongType("MessageTypeId must be a number")
+		}
+	case fieldID:
+		switch raw[0] {
+		case 'n':
+			d.id, d.hasID = "", false
+		case '"':
+			d.id, d.hasID = ocpp.Unquote(raw), true
+		default:
+			d.wrongType("UniqueId must be a string")
+		}
+	case fieldAction:
+		d.action = d.str(raw, "Action", d.action)
+	case fieldErrorCode:
+		d.errorCode = d.str(raw, "ErrorCode", d.errorCode)
+	case fieldErrorDescription:
+		d.errorDesc = d.str(raw, "ErrorDescription", d.errorDesc)
+	case fieldPayload:
+		d.payload = raw
+	case fieldErrorDetails:
+		d.details = raw
+	}
+	return end
+}
+
+// str returns the string member raw, or old when it is null (or, noted as
+// the type error, not a string).
+func (d *commandReader) str(raw []byte, name, old string) string {
+	switch raw[0] {
+	case 'n':
+		return old
+	case '"':
+		return ocpp.Unquote(raw)
+	}
+	d.wrongType(name + " must be a string")
+	return old
+}
+
+func (d *commandReader) wrongType(why string) {
+	if d.typeErr == "" {
+		d.typeErr = why
+	}
+}
+
+// frame checks the members read and returns the frame they make, or why
+// they make none.
+func (d *commandReader) frame() (f ocpp.Frame, why string) {
 	switch {
-	case c.MessageTypeID == nil:
-		m.why = "MessageTypeId is missing"
-		return f, m
-	case c.UniqueID == nil || *c.UniqueID == "":
-		m.why = "UniqueId must be a non-empty string"
-		return f, m
-	case len(*c.UniqueID) > maxUniqueIDLen:
-		m.why = "UniqueId is longer than " + strconv.Itoa(maxUniqueIDLen) + " characters"
-		return f, m
+	case d.typeErr != "":
+		return f, d.typeErr
+	case !d.hasType:
+		return f, "MessageTypeId is missing"
+	case !d.hasID || d.id == "":
+		return f, "UniqueId must be a non-empty string"
+	case len(d.id) > maxUniqueIDLen:
+		return f, "UniqueId is longer than " + strconv.Itoa(maxUniqueIDLen) + " characters"
 	}
-	switch *c.MessageTypeID {
-	case "2":
+	f.UniqueID = d.id
+	switch d.typ {
+	case '2':
 		f.Type = ocpp.TypeCall
-		if c.Action == "" {
-			m.why = "a CALL needs an Action"
-			return f, m
+		if d.action == "" {
+			return f, "a CALL needs an Action"
 		}
-		f.Action = c.Action
-		f.Payload = c.Payload
-	case "3":
+		f.Action = d.action
+		f.Payload = d.payload
+	case '3':
 		f.Type = ocpp.TypeCallResult
-		f.Payload = c.Payload
-	case "4":
+		f.Payload = d.payload
+	case '4':
 		f.Type = ocpp.TypeCallError
-		if c.ErrorCode == "" {
-			m.why = "a CALLERROR needs an ErrorCode"
-			return f, m
+		if d.errorCode == "" {
+			return f, "a CALLERROR needs an ErrorCode"
 		}
-		if len(c.ErrorDetails) != 0 && string(c.ErrorDetails) != "null" && !ocpp.IsObject(c.ErrorDetails) {
-			m.why = "ErrorDetails must be a JSON object"
-			return f, m
+		if len(d.details) != 0 && string(d.details) != "null" && !ocpp.IsObject(d.details) {
+			return f, "ErrorDetails must be a JSON object"
 		}
-		f.ErrorCode = c.ErrorCode
-		f.ErrorDescription = c.ErrorDescription
-		if string(c.ErrorDetails) != "null" {
-			f.ErrorDetails = c.ErrorDetails
+		f.ErrorCode = d.errorCode
+		f.ErrorDescription = d.errorDesc
+		if string(d.details) != "null" {
+			f.ErrorDetails = d.details
 		}
-		return f, nil
+		return f, ""
 	default:
-		m.why = "MessageTypeId must be 2, 3 or 4"
-		return f, m
+		return f, "MessageTypeId must be 2, 3 or 4"
 	}
-	if !ocpp.IsObject(c.Payload) {
-		m.why = "Payload must be a JSON object"
-		return f, m
+	if !ocpp.IsObject(f.Payload) {
+		return f, "Payload must be a JSON object"
 	}
-	return f, nil
+	return f, ""
 }
 
 // appendUpstream appends the EMQX-compatible JSON of a frame from a charge

@@ -70,45 +70,50 @@ func equalJSON(t *testing.T, a, b []byte) bool {
 	return reflect.DeepEqual(decode(a), decode(b))
 }
 
+// commandSeeds are the seed corpus of the decodeCommand fuzz tests: the
+// shapes of the EMQX message and the ways to get them wrong.
+var commandSeeds = []string{
+	`{"MessageTypeId":2,"UniqueId":"c1","Action":"Reset","Payload":{"type":"Soft"}}`,
+	`{"MessageTypeId":2,"UniqueId":"c1","Action":"RemoteStartTransaction","Payload":{"connectorId":1,"idTag":"04E91C5A"}}`,
+	`{"MessageTypeId":3,"UniqueId":"c1","Payload":{"currentTime":"2024-05-01T10:00:00Z"}}`,
+	`{"MessageTypeId":3,"UniqueId":"c1","Action":"Heartbeat","Payload":{}}`,
+	`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"GenericError","ErrorDescription":"x","ErrorDetails":{}}`,
+	`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"GenericError","ErrorDetails":null}`,
+	`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"GenericError"}`,
+	`{"MessageTypeId":"2","UniqueId":"c1","Action":"Reset","Payload":{}}`,
+	`{"messagetypeid":2,"uniqueid":"c1","action":"Reset","payload":{}}`,
+	`{"MessageTypeId":2,"UniqueId":"\u00e9\ud83d\ude00","Action":"\u0000","Payload":{"k":"\ud800"}}`,
+	`{"MessageTypeId":2,"UniqueId":"123456789012345678901234567890123456","Action":"Reset","Payload":{}}`,
+	`{"MessageTypeId":2,"UniqueId":"1234567890123456789012345678901234567","Action":"Reset","Payload":{}}`,
+	`{"MessageTypeId":2,"UniqueId":"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9","Action":"Reset","Payload":{}}`,
+	`{"MessageTypeId":2,"UniqueId":"c1","UniqueId":null,"Action":"Reset","Payload":{}}`,
+	`{"MessageTypeId":2.0,"UniqueId":"c1","Action":"Reset","Payload":{}}`,
+	`{"MessageTypeId":2,"UniqueId":"c1","Action":"Reset","Payload":[]}`,
+	`{"MessageTypeId":2,"UniqueId":"c1","Action":"","Payload":{}}`,
+	`{"MessageTypeId":2,"UniqueId":1,"Action":"Reset","Payload":{}}`,
+	`{"MessageTypeId":"two","UniqueId":"c1"}`,
+	`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"","ErrorDetails":{}}`,
+	`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"GenericError","ErrorDetails":[1]}`,
+	`{"UniqueId":"c1"}`,
+	`{}`,
+	`[]`,
+	`null`,
+	``,
+	`{"MessageTypeId":2,`,
+	"{\"MessageTypeId\":2,\"UniqueId\":\"\xff\",\"Action\":\"Reset\",\"Payload\":{}}",
+}
+
 // FuzzDecodeCommand checks that decodeCommand never panics, that every
 // command it accepts is a frame ParseFrame accepts back with the same
 // type, UniqueId and Action, and that every refusal still yields a valid
 // gateway error, as Deliver publishes it.
 func FuzzDecodeCommand(f *testing.F) {
-	for _, s := range []string{
-		`{"MessageTypeId":2,"UniqueId":"c1","Action":"Reset","Payload":{"type":"Soft"}}`,
-		`{"MessageTypeId":2,"UniqueId":"c1","Action":"RemoteStartTransaction","Payload":{"connectorId":1,"idTag":"04E91C5A"}}`,
-		`{"MessageTypeId":3,"UniqueId":"c1","Payload":{"currentTime":"2024-05-01T10:00:00Z"}}`,
-		`{"MessageTypeId":3,"UniqueId":"c1","Action":"Heartbeat","Payload":{}}`,
-		`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"GenericError","ErrorDescription":"x","ErrorDetails":{}}`,
-		`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"GenericError","ErrorDetails":null}`,
-		`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"GenericError"}`,
-		`{"MessageTypeId":"2","UniqueId":"c1","Action":"Reset","Payload":{}}`,
-		`{"messagetypeid":2,"uniqueid":"c1","action":"Reset","payload":{}}`,
-		`{"MessageTypeId":2,"UniqueId":"\u00e9\ud83d\ude00","Action":"\u0000","Payload":{"k":"\ud800"}}`,
-		`{"MessageTypeId":2,"UniqueId":"123456789012345678901234567890123456","Action":"Reset","Payload":{}}`,
-		`{"MessageTypeId":2,"UniqueId":"1234567890123456789012345678901234567","Action":"Reset","Payload":{}}`,
-		`{"MessageTypeId":2,"UniqueId":"\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9","Action":"Reset","Payload":{}}`,
-		`{"MessageTypeId":2,"UniqueId":"c1","UniqueId":null,"Action":"Reset","Payload":{}}`,
-		`{"MessageTypeId":2.0,"UniqueId":"c1","Action":"Reset","Payload":{}}`,
-		`{"MessageTypeId":2,"UniqueId":"c1","Action":"Reset","Payload":[]}`,
-		`{"MessageTypeId":2,"UniqueId":"c1","Action":"","Payload":{}}`,
-		`{"MessageTypeId":2,"UniqueId":1,"Action":"Reset","Payload":{}}`,
-		`{"MessageTypeId":"two","UniqueId":"c1"}`,
-		`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"","ErrorDetails":{}}`,
-		`{"MessageTypeId":4,"UniqueId":"c1","ErrorCode":"GenericError","ErrorDetails":[1]}`,
-		`{"UniqueId":"c1"}`,
-		`{}`,
-		`[]`,
-		`null`,
-		``,
-		`{"MessageTypeId":2,`,
-		"{\"MessageTypeId\":2,\"UniqueId\":\"\xff\",\"Action\":\"Reset\",\"Payload\":{}}",
-	} {
+	for _, s := range commandSeeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fr, bad := decodeCommand(data)
+		cmd, bad := decodeCommand(data, nil, "")
+		fr := cmd.Frame
 		if bad != nil {
 			if bad.why == "" {
 				t.Fatalf("decodeCommand(%q): refusal without a reason", data)
@@ -199,7 +204,8 @@ func FuzzEncode(f *testing.F) {
 		// feeds some (testdata/fuzz/FuzzEncode/invalid-utf8-payload), which
 		// decodeCommand refuses.
 		if wantCommand(in.Frame) && utf8.Valid(b) {
-			got, bad := decodeCommand(b)
+			cmd, bad := decodeCommand(b, nil, "")
+			got := cmd.Frame
 			if bad != nil {
 				t.Fatalf("decodeCommand(appendUpstream(%+v) = %q): %s", in, b, bad.why)
 			}

@@ -235,25 +235,17 @@ func messageType(raw []byte) (float64, bool) {
 // callPayload reads the payload of a CALL of action at data[i] as
 // checkCall would check it: an action sv does not let the charge point
 // send is refused and its payload skipped; any other payload is read by
-// sv.ScanCall. It returns the offset past the payload (-1: not JSON) and
-// the refusal. The gateway checks UTF-8 itself, and nesting depth for a
-// payload long enough to nest deeper than maxNestingDepth allows, by
-// scanning it again, so that neither depends on the validator.
+// ScanPayload. It returns the offset past the payload (-1: not JSON) and
+// the refusal. UTF-8 is checked here, not by the validator.
 func (s *scanner) callPayload(i int, sv ScanValidator, action string) (end int, refusal *CallError) {
 	if refusal = senderRefusal(sv, action); refusal != nil {
 		return s.value(i, 1), refusal
 	}
-	n, refusal := sv.ScanCall(action, s.data[i:])
-	switch {
-	case n <= 0 || n > len(s.data)-i:
-		return -1, nil
-	case n >= 2*(maxNestingDepth-1):
-		return s.value(i, 1), refusal
-	}
-	if !s.badUTF8 && !utf8.Valid(s.data[i:i+n]) {
+	end, refusal = ScanPayload(s.data, i, sv, action)
+	if end > 0 && !s.badUTF8 && !utf8.Valid(s.data[i:end]) {
 		s.badUTF8 = true
 	}
-	return i + n, refusal
+	return end, refusal
 }
 
 func (f Frame) violation(code ErrorCode, desc string) *CallError {
@@ -270,6 +262,13 @@ func IsObject(raw json.RawMessage) bool {
 // ErrorDetails as they are, so they must be valid JSON (as ParseFrame and a
 // JSON decoder guarantee); empty ones are written as {}.
 func (f *Frame) AppendJSON(b []byte) []byte {
+	if b == nil {
+		// One allocation of about the right size, not the three or four
+		// of growing from nil; frameOverhead leaves room for a few escapes.
+		const frameOverhead = 32
+		b = make([]byte, 0, frameOverhead+len(f.UniqueID)+len(f.Action)+len(f.Payload)+
+			len(f.ErrorCode)+len(f.ErrorDescription)+len(f.ErrorDetails))
+	}
 	b = append(b, '[')
 	b = strconv.AppendUint(b, uint64(f.Type), 10)
 	b = append(b, ',')

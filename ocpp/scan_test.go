@@ -3,6 +3,7 @@ package ocpp
 import (
 	"encoding/json"
 	"math"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -265,5 +266,77 @@ func TestScanNestingLimit(t *testing.T) {
 		if _, refErr := parseFrameReference([]byte(in)); (err == nil) != tc.ok || (refErr == nil) != tc.ok {
 			t.Fatalf("%d levels: err %v, reference %v, want ok %v", tc.levels, err, refErr, tc.ok)
 		}
+	}
+}
+
+// TestCommandCheckedWhileDecoded: CommandValidator hands a command's
+// decoder the scanning validator of the protocol the charge point speaks
+// (none when its downstream is not checked), and Send takes the verdict
+// the decoder found (Command.CheckedAs) instead of checking the payload
+// again, unless the charge point speaks another protocol by then.
+func TestCommandCheckedWhileDecoded(t *testing.T) {
+	t.Parallel()
+	v := newRequiredField()
+	checking := atomic.Int32{}
+	checking.Store(int32(CheckAll))
+	h := newHarness(t, Options{Validators: map[Protocol]Validator{OCPP16: v},
+		Checking: func(string) (Checking, string) { return Checking(checking.Load()), "" }})
+	ws := h.dial(t, "CP1")
+
+	sv, p := h.srv.CommandValidator("CP1")
+	if sv != v || p != OCPP16 {
+		t.Fatalf("CommandValidator = %v, %q; want the 1.6 validator", sv, p)
+	}
+	if sv, p := h.srv.CommandValidator("offline"); sv != v || p != OCPP16 {
+		t.Fatalf("CommandValidator of an unknown charge point = %v, %q; want the 1.6 validator", sv, p)
+	}
+	checking.Store(int32(CheckUpstream))
+	if sv, _ := h.srv.CommandValidator("CP1"); sv != nil {
+		t.Fatalf("CommandValidator with downstream checking off = %v, want nil", sv)
+	}
+	checking.Store(int32(CheckAll))
+
+	cases := []struct {
+		name       string
+		checkedAs  Protocol
+		refusal    *CallError
+		wantChecks int64
+		wantCode   ErrorCode // "" when sent
+	}{
+		{"valid in the pass", OCPP16, nil, 0, ""},
+		{"invalid in the pass", OCPP16, &CallError{Code: PropertyConstraintViolation, Description: "type: not in enum"}, 0, PropertyConstraintViolation},
+		{"checked for another protocol", "ocpp2.0.1", &CallError{Code: PropertyConstraintViolation}, 1, ""},
+		{"not checked in the pass", "", nil, 1, ""},
+	}
+	for i, c := range cases {
+		before := v.checks.Load()
+		cmd := call("r"+strconv.Itoa(i), "Reset")
+		cmd.Frame.Payload = []byte(`{"type":"Soft"}`)
+		cmd.CheckedAs, cmd.PayloadRefusal = c.checkedAs, c.refusal
+		err := h.srv.Send("CP1", cmd)
+		if n := v.checks.Load() - before; n != c.wantChecks {
+			t.Fatalf("%s: Check called %d times, want %d", c.name, n, c.wantChecks)
+		}
+		if c.wantCode != "" {
+			if err == nil || err.Reason != ReasonInvalidPayload || err.Code != c.wantCode {
+				t.Fatalf("%s: Send = %v, want invalid_payload %s", c.name, err, c.wantCode)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%s: Send = %v", c.name, err)
+		}
+		got := read(t, ws) // the CALL; answer it so the next one goes out
+		if got[2] != "Reset" {
+			t.Fatalf("%s: charge point read %v", c.name, got)
+		}
+		write(t, ws, `[3,"r`+strconv.Itoa(i)+`",{"status":"Accepted"}]`)
+		if ev := h.rec.next(t, "received"); ev.in.Type != TypeCallResult {
+			t.Fatalf("%s: received %+v, want the answer", c.name, ev.in)
+		}
+	}
+	failures := h.srv.Stats().SchemaFailures
+	if len(failures) != 1 || failures[0].Direction != "downstream" || failures[0].Code != string(PropertyConstraintViolation) {
+		t.Fatalf("schema failures %+v, want the one verdict of the pass", failures)
 	}
 }

@@ -245,6 +245,13 @@ type Command struct {
 	// Ref belongs to the sender; the server hands it back with the answer
 	// or the failure (for example an MQTT 5 response topic).
 	Ref any
+	// CheckedAs, when not empty, says the CALL's payload was checked while
+	// it was decoded, against the schemas of that protocol (the one
+	// CommandValidator named), and PayloadRefusal is the verdict. Send
+	// uses it instead of checking the payload again while the charge
+	// point speaks that protocol.
+	CheckedAs      Protocol
+	PayloadRefusal *CallError
 	// raw is Frame encoded once, at Send.
 	raw []byte
 	// heldUntil is set while the command waits for an offline charge point.
@@ -698,13 +705,7 @@ func (s *Server) Send(cid string, cmd *Command) *GatewayError {
 		return &GatewayError{Reason: ReasonTooLarge, Code: GenericError,
 			Description: "frame would exceed max_frame_size"}
 	}
-	s.mu.RLock()
-	st := s.stations[cid]
-	s.mu.RUnlock()
-	p := OCPP16 // the protocol a charge point that is not connected is assumed to speak
-	if st != nil {
-		p = st.protocol()
-	}
+	st, p := s.commandTarget(cid)
 	if err := s.checkCommand(cid, p, cmd); err != nil {
 		return err
 	}
@@ -741,6 +742,32 @@ func (s *Server) Send(cid string, cmd *Command) *GatewayError {
 		st = s.stations[cid]
 		s.mu.RUnlock()
 	}
+}
+
+// commandTarget returns charge point cid's station (nil when it has
+// none) and the protocol a command for it is checked against.
+func (s *Server) commandTarget(cid string) (*station, Protocol) {
+	s.mu.RLock()
+	st := s.stations[cid]
+	s.mu.RUnlock()
+	if st == nil {
+		return nil, OCPP16 // the protocol a charge point that is not connected is assumed to speak
+	}
+	return st, st.protocol()
+}
+
+// CommandValidator returns what a CALL for charge point cid sent now is
+// checked with, so that its decoder can check the payload while it reads
+// it (Command.CheckedAs): the validator of the protocol cid speaks, nil
+// when its commands are not checked or the validator cannot scan.
+func (s *Server) CommandValidator(cid string) (ScanValidator, Protocol) {
+	_, p := s.commandTarget(cid)
+	v, mode, _ := s.validator(cid, p)
+	sv, _ := v.(ScanValidator)
+	if mode&CheckDownstream == 0 || sv == nil {
+		return nil, p
+	}
+	return sv, p
 }
 
 func (s *Server) fail(cid string, cmd *Command, err *GatewayError) {

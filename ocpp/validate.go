@@ -24,13 +24,14 @@ type Validator interface {
 // ScanValidator is a Validator that can check a CALL's payload while the
 // frame is split (one pass over the bytes). The gateway uses it, when the
 // connection's Validator has it, for the CALLs of a charge point whose
-// upstream is checked; CALLRESULTs are still checked with Check, once
-// their action is known.
+// upstream is checked, and a command's decoder for the CALLs sent to one
+// (Server.CommandValidator); CALLRESULTs are still checked with Check,
+// once their action is known.
 type ScanValidator interface {
 	Validator
 	// ScanCall validates the JSON value at the start of data (the rest of
 	// the frame follows it) as the request payload of action, which
-	// Sender defines as sent by the charge point, and returns the offset
+	// Sender defines as sent in that direction, and returns the offset
 	// just past it. end < 0 means the bytes do not start with a valid
 	// JSON value, decided as encoding/json's syntax check decides it; the
 	// gateway itself checks UTF-8 (bytes that are not UTF-8 inside a
@@ -169,6 +170,8 @@ func (s *Server) checkCommand(cid string, p Protocol, cmd *Command) *GatewayErro
 		ce = &CallError{Code: NotImplemented, Description: "unknown action " + f.Action}
 	case !fromCS:
 		ce = &CallError{Code: NotSupported, Description: f.Action + " is sent by a charge point, not by the central system"}
+	case cmd.CheckedAs == p:
+		ce = cmd.PayloadRefusal // checked while it was decoded
 	default:
 		ce = v.Check(f.Action, false, f.Payload)
 	}
