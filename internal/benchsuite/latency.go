@@ -38,8 +38,8 @@ func (b *bench) runLatency(ctx context.Context) ([]latencyResult, error) {
 			return nil, fmt.Errorf("latency at %g/s: %w", rate, err)
 		}
 		u := r.Report.Upstream
-		b.logf("  answered %.1f/s, p50 %.3f p90 %.3f p99 %.3f max %.3f ms, timed out %d, skipped %d",
-			u.AnsweredPerSecond, u.Latency.P50, u.Latency.P90, u.Latency.P99, u.Latency.Max, u.TimedOut, u.Skipped)
+		b.logf("  answered %.1f/s, steady p50 %.3f p90 %.3f p99 %.3f max %.3f ms, timed out %d, skipped %d",
+			u.AnsweredPerSecond, u.SteadyLatency.P50, u.SteadyLatency.P90, u.SteadyLatency.P99, u.SteadyLatency.Max, u.TimedOut, u.Skipped)
 		out = append(out, r)
 	}
 	return out, nil

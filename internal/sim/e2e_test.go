@@ -91,6 +91,10 @@ func checkClean(t *testing.T, rep Report, o Options) {
 		if calls.Latency.Count != uint64(calls.Answered) {
 			t.Errorf("%s: %d latencies for %d answers", name, calls.Latency.Count, calls.Answered)
 		}
+		// The steady phase's latencies are those of its answers, a part of the run's.
+		if s := calls.SteadyLatency.Count; s > calls.Latency.Count || calls.AnsweredPerSecond > 0 && s == 0 {
+			t.Errorf("%s: %d steady-phase latencies of %d, at %.1f answered/s", name, s, calls.Latency.Count, calls.AnsweredPerSecond)
+		}
 	}
 	if len(rep.Warnings) != 0 {
 		t.Errorf("warnings %q", rep.Warnings)

@@ -111,8 +111,12 @@ type CallReport struct {
 	// AnsweredPerSecond is the answers received per second in the steady phase: the
 	// throughput.
 	AnsweredPerSecond float64 `json:"answered_per_s"`
-	// Latency is the round trip of answered calls (CALLRESULTs).
+	// Latency is the round trip of answered calls (CALLRESULTs), the ramp's included.
 	Latency Latency `json:"latency"`
+	// SteadyLatency is the round trip of the calls answered in the steady phase: the
+	// latency at the target rate, without the BootNotifications and the calls of the ramp,
+	// which wait behind the connection handshakes.
+	SteadyLatency Latency `json:"steady_latency"`
 }
 
 // ResponderReport counts what the MQTT-side responder did.
@@ -212,7 +216,10 @@ func writeCalls(b *strings.Builder, name string, c *CallReport) {
 	}
 	fmt.Fprintf(b, "%-12s %s: %d sent, %d answered, %d errors, %d timed out, %d unanswered, %d skipped, %d late, %d send failed\n",
 		name, what, c.Sent, c.Answered, c.Errors, c.TimedOut, c.Unanswered, c.Skipped, c.Late, c.SendFailed)
-	fmt.Fprintf(b, "             steady %.1f sent/s, %.1f answered/s   %s\n", c.SentPerSecond, c.AnsweredPerSecond, c.Latency.text())
+	fmt.Fprintf(b, "             steady %.1f sent/s, %.1f answered/s   %s\n", c.SentPerSecond, c.AnsweredPerSecond, c.SteadyLatency.text())
+	if c.Latency.Count != 0 {
+		fmt.Fprintf(b, "             whole run, ramp included: %s\n", c.Latency.text())
+	}
 	writeReasons(b, "errors", c.ErrorCodes)
 }
 

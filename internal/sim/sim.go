@@ -292,10 +292,14 @@ func (r *runner) ramp(ctx context.Context) {
 }
 
 // counterSnap is the counters the steady-phase throughput is computed from.
-type counterSnap struct{ upSent, upAnswered, downSent, downAnswered int64 }
+type counterSnap struct {
+	upSent, upAnswered, downSent, downAnswered int64
+	upLat, downLat                             histSnapshot
+}
 
 func (r *runner) counters() counterSnap {
-	return counterSnap{r.m.up.sent.Load(), r.m.up.answered.Load(), r.m.down.sent.Load(), r.m.down.answered.Load()}
+	return counterSnap{r.m.up.sent.Load(), r.m.up.answered.Load(), r.m.down.sent.Load(), r.m.down.answered.Load(),
+		r.m.up.lat.Snapshot(), r.m.down.lat.Snapshot()}
 }
 
 // progress prints a line a second until stop is closed: charge points connected, the last
@@ -356,8 +360,10 @@ func (r *runner) report(before, after counterSnap, steady time.Duration) Report 
 			DropReasons: m.dropReasons.snapshot(),
 			Latency:     latencyOf(&connLat),
 		},
-		Upstream:         callReport(&m.up, r.scheduled(), r.opts.CallRate, after.upSent-before.upSent, after.upAnswered-before.upAnswered, steady),
-		Downstream:       callReport(&m.down, commandAction, r.opts.CommandRate, after.downSent-before.downSent, after.downAnswered-before.downAnswered, steady),
+		Upstream: callReport(&m.up, r.scheduled(), r.opts.CallRate, after.upSent-before.upSent,
+			after.upAnswered-before.upAnswered, after.upLat.Sub(&before.upLat), steady),
+		Downstream: callReport(&m.down, commandAction, r.opts.CommandRate, after.downSent-before.downSent,
+			after.downAnswered-before.downAnswered, after.downLat.Sub(&before.downLat), steady),
 		CommandsAnswered: m.commandsAnswered.Load(),
 		SourceAddrs:      r.pool.Used(),
 	}
@@ -382,20 +388,21 @@ func (r *runner) scheduled() string {
 	return r.action
 }
 
-func callReport(c *callMetrics, action string, target float64, sent, answered int64, steady time.Duration) CallReport {
+func callReport(c *callMetrics, action string, target float64, sent, answered int64, steadyLat histSnapshot, steady time.Duration) CallReport {
 	lat := c.lat.Snapshot()
 	rep := CallReport{
-		Action:     action,
-		TargetRate: target,
-		Sent:       c.sent.Load(),
-		Answered:   c.answered.Load(),
-		Errors:     c.errors.Load(),
-		TimedOut:   c.timedOut.Load(),
-		Skipped:    c.skipped.Load(),
-		Late:       c.late.Load(),
-		SendFailed: c.sendFailed.Load(),
-		ErrorCodes: c.codes.snapshot(),
-		Latency:    latencyOf(&lat),
+		SteadyLatency: latencyOf(&steadyLat),
+		Action:        action,
+		TargetRate:    target,
+		Sent:          c.sent.Load(),
+		Answered:      c.answered.Load(),
+		Errors:        c.errors.Load(),
+		TimedOut:      c.timedOut.Load(),
+		Skipped:       c.skipped.Load(),
+		Late:          c.late.Load(),
+		SendFailed:    c.sendFailed.Load(),
+		ErrorCodes:    c.codes.snapshot(),
+		Latency:       latencyOf(&lat),
 	}
 	rep.Unanswered = max(0, rep.Sent-rep.Answered-rep.Errors)
 	if s := steady.Seconds(); s > 0 {
