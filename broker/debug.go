@@ -53,7 +53,8 @@ const maxLoggedPayload = 256
 func (b *Broker) onFrame(cid string, f ocpp.FrameRecord, payload []byte) {
 	b.metrics.frame(f.Direction, f.Type, f.Action)
 	if b.events.active() {
-		b.events.publish(Event{Type: "frame", CID: cid, Time: f.Time, Frame: &f}, payload)
+		rec := f // a copy, so that f is not moved to the heap for every frame when nobody listens
+		b.events.publish(Event{Type: "frame", CID: cid, Time: rec.Time, Frame: &rec}, payload)
 	}
 	if b.opts.LogFrames {
 		if len(payload) > maxLoggedPayload {

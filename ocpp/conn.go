@@ -46,6 +46,9 @@ type conn struct {
 	wmu     sync.Mutex
 	writing bool
 	ended   bool
+	// writeTimer bounds the write in progress (write); only the writer
+	// goroutine touches it.
+	writeTimer *time.Timer
 
 	// validator and checks are fixed for the connection's life.
 	validator Validator
@@ -493,24 +496,35 @@ func (c *conn) writeLoop() {
 }
 
 // write sends one frame; a write that does not finish within write_timeout
-// closes the charge point as a slow consumer. The reason is recorded
-// before the write is cancelled: cancelling makes the library close the
-// socket, and the reader, failing at once, must find slow_consumer, not
-// take the failure for a network error.
+// closes the charge point as a slow consumer. The write has no context:
+// the library would register a callback on a cancellable one for every
+// write, and a context and a timer each would be three allocations per
+// frame. One timer per connection, made at its first write and reset for
+// each, does the same by closing the socket (writeTimedOut).
 func (c *conn) write(b []byte) bool {
-	ctx, cancel := context.WithCancel(context.Background())
-	timer := time.AfterFunc(c.srv.opts.WriteTimeout, func() {
-		c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
-		cancel()
-	})
-	err := c.ws.Write(ctx, websocket.MessageText, b)
-	timer.Stop()
-	cancel()
+	if c.writeTimer == nil {
+		c.writeTimer = time.AfterFunc(c.srv.opts.WriteTimeout, c.writeTimedOut)
+	} else {
+		c.writeTimer.Reset(c.srv.opts.WriteTimeout)
+	}
+	err := c.ws.Write(context.Background(), websocket.MessageText, b)
+	c.writeTimer.Stop()
 	if err == nil {
 		return true
 	}
 	c.shut(ReasonNetworkError, websocket.StatusInternalError) // unless the timer was first
 	return false
+}
+
+// writeTimedOut ends a write that did not finish within write_timeout.
+// The reason is recorded before the socket is closed: the reader, failing
+// at once, must find slow_consumer, not take the failure for a network
+// error. The socket itself is closed, not only the WebSocket, because a
+// close handshake under way (shut for another reason) would otherwise
+// wait on the stuck write.
+func (c *conn) writeTimedOut() {
+	c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
+	c.raw.Close()
 }
 
 // closing reports whether shut was called.
