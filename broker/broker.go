@@ -253,6 +253,25 @@ type Broker struct {
 	shutdownErr  error
 }
 
+// capabilities are the bounds mochi is given. Charge points do not pay for
+// them: their virtual clients are pooled (bridge). mochi's defaults (8,192
+// queued, unlimited packets and sessions) let one client hold the box's
+// memory.
+func capabilities(o MQTTOptions) *mqtt.Capabilities {
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClientWritesPending = int32(o.MaxQueuedMessages)
+	caps.MaximumInflight = uint16(o.MaxQueuedMessages)
+	caps.MaximumPacketSize = uint32(o.MaxPacketSize)
+	caps.MaximumSessionExpiryInterval = uint32(o.MaxSessionExpiry / time.Second)
+	caps.MaximumClients = int64(o.MaxClients)
+	// mochi deletes every retained message older than this (default one
+	// day), whatever its own expiry says: a charge point online for more
+	// than a day would lose its retained presence. A message's own
+	// Message Expiry Interval still applies.
+	caps.MaximumMessageExpiryInterval = noForcedExpiry
+	return caps
+}
+
 // New validates opts and builds a Broker; Start binds and serves.
 func New(opts Options) (*Broker, error) {
 	opts = opts.withDefaults()
@@ -261,22 +280,8 @@ func New(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	caps := mqtt.NewDefaultServerCapabilities()
-	// Charge points do not pay for these: their virtual clients are pooled
-	// (bridge). mochi's defaults (8,192 queued, unlimited packets and
-	// sessions) let one client hold the box's memory.
-	caps.MaximumClientWritesPending = int32(opts.MQTT.MaxQueuedMessages)
-	caps.MaximumInflight = uint16(opts.MQTT.MaxQueuedMessages)
-	caps.MaximumPacketSize = uint32(opts.MQTT.MaxPacketSize)
-	caps.MaximumSessionExpiryInterval = uint32(opts.MQTT.MaxSessionExpiry / time.Second)
-	caps.MaximumClients = int64(opts.MQTT.MaxClients)
-	// mochi deletes every retained message older than this (default one
-	// day), whatever its own expiry says: a charge point online for more
-	// than a day would lose its retained presence. A message's own
-	// Message Expiry Interval still applies.
-	caps.MaximumMessageExpiryInterval = noForcedExpiry
 	mlog := slog.New(newMochiLogHandler(log.Handler())).With("component", "mqtt")
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: mlog})
+	srv := mqtt.New(&mqtt.Options{Capabilities: capabilities(opts.MQTT), Logger: mlog})
 
 	b := &Broker{opts: opts, log: log, mqtt: srv, addrs: make(map[string]net.Addr)}
 	if b.certs, err = checkTLS(opts, true); err != nil {

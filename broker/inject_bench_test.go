@@ -165,13 +165,7 @@ func newHop(b *testing.B, qos byte, payload []byte) *hop {
 	if hopWindow >= def.MaxQueuedMessages {
 		b.Fatalf("hopWindow %d must stay under the subscriber's queue (%d)", hopWindow, def.MaxQueuedMessages)
 	}
-	caps := mqtt.NewDefaultServerCapabilities()
-	caps.MaximumClientWritesPending = int32(def.MaxQueuedMessages)
-	caps.MaximumInflight = uint16(def.MaxQueuedMessages)
-	caps.MaximumPacketSize = uint32(def.MaxPacketSize)
-	caps.MaximumSessionExpiryInterval = uint32(def.MaxSessionExpiry / time.Second)
-	caps.MaximumMessageExpiryInterval = noForcedExpiry
-	srv := mqtt.New(&mqtt.Options{Capabilities: caps, Logger: slog.New(slog.DiscardHandler)})
+	srv := mqtt.New(&mqtt.Options{Capabilities: capabilities(def), Logger: slog.New(slog.DiscardHandler)})
 	if err := srv.AddHook(new(hopAllowAll), nil); err != nil {
 		b.Fatal(err)
 	}
