@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,9 +47,6 @@ type conn struct {
 	wmu     sync.Mutex
 	writing bool
 	ended   bool
-	// writeTimer bounds the write in progress (write); only the writer
-	// goroutine touches it.
-	writeTimer *time.Timer
 
 	// validator and checks are fixed for the connection's life.
 	validator Validator
@@ -496,35 +494,27 @@ func (c *conn) writeLoop() {
 }
 
 // write sends one frame; a write that does not finish within write_timeout
-// closes the charge point as a slow consumer. The write has no context:
-// the library would register a callback on a cancellable one for every
-// write, and a context and a timer each would be three allocations per
-// frame. One timer per connection, made at its first write and reset for
-// each, does the same by closing the socket (writeTimedOut).
+// closes the charge point as a slow consumer. The bound is the socket's
+// write deadline, which the runtime keeps in the socket's poller entry: no
+// allocation per frame and nothing per connection, where a cancellable
+// context costs a context, a timer and the library's callback on it for
+// every frame. The deadline is cleared after each write, so a close
+// handshake or a ping much later does not inherit it. The reason is
+// recorded before the socket is dropped, so the reader, failing at once,
+// finds slow_consumer, not a network error.
 func (c *conn) write(b []byte) bool {
-	if c.writeTimer == nil {
-		c.writeTimer = time.AfterFunc(c.srv.opts.WriteTimeout, c.writeTimedOut)
-	} else {
-		c.writeTimer.Reset(c.srv.opts.WriteTimeout)
-	}
+	c.raw.SetWriteDeadline(time.Now().Add(c.srv.opts.WriteTimeout))
 	err := c.ws.Write(context.Background(), websocket.MessageText, b)
-	c.writeTimer.Stop()
 	if err == nil {
+		c.raw.SetWriteDeadline(time.Time{})
 		return true
 	}
-	c.shut(ReasonNetworkError, websocket.StatusInternalError) // unless the timer was first
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
+	} else {
+		c.shut(ReasonNetworkError, websocket.StatusInternalError)
+	}
 	return false
-}
-
-// writeTimedOut ends a write that did not finish within write_timeout.
-// The reason is recorded before the socket is closed: the reader, failing
-// at once, must find slow_consumer, not take the failure for a network
-// error. The socket itself is closed, not only the WebSocket, because a
-// close handshake under way (shut for another reason) would otherwise
-// wait on the stuck write.
-func (c *conn) writeTimedOut() {
-	c.shut(ReasonSlowConsumer, websocket.StatusPolicyViolation)
-	c.raw.Close()
 }
 
 // closing reports whether shut was called.

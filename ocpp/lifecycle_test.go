@@ -295,3 +295,28 @@ func TestShutdownFailsHeldCommands(t *testing.T) {
 		t.Fatalf("held after shutdown: %+v", st)
 	}
 }
+
+// TestWriteDeadlineIsCleared: a frame's write deadline (write_timeout)
+// is cleared once the frame is written, so a close long after the last
+// frame still gets its close handshake, not a dropped socket.
+func TestWriteDeadlineIsCleared(t *testing.T) {
+	t.Parallel()
+	const writeTimeout = time.Second // no shorter: the frame itself must be written within it on a busy box
+	h := newHarness(t, Options{WriteTimeout: writeTimeout})
+	ws := h.dial(t, "CP1")
+	write(t, ws, `[2,"hb","Heartbeat",{}]`)
+	h.rec.next(t, "received")
+	if err := h.srv.Send("CP1", &Command{Frame: Frame{Type: TypeCallResult, UniqueID: "hb", Payload: json.RawMessage(`{"currentTime":"2024-05-01T10:00:00Z"}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	read(t, ws)
+	// Not synchronisation: the frame's deadline must be well past when
+	// the close frame is written.
+	time.Sleep(writeTimeout + writeTimeout/2)
+	if !h.srv.Kick("CP1", 0) {
+		t.Fatal("Kick CP1")
+	}
+	if ce := readClose(t, ws); ce.Code != websocket.StatusNormalClosure || ce.Reason != "kicked" {
+		t.Fatalf("closed %v %q, want 1000 kicked (the close frame written)", ce.Code, ce.Reason)
+	}
+}
