@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -33,6 +34,9 @@ type chargemq struct {
 	// /readyz.
 	Ready time.Duration
 	http  *http.Client
+	// admin is the user:password of an admin user the stats requests
+	// carry, for a server with a users file (which then asks for one).
+	admin [2]string
 
 	mu       sync.Mutex
 	problems map[string]int // WARN and ERROR log messages by level and message, read at stop
@@ -185,19 +189,30 @@ func (s *chargemq) stats(ctx context.Context) (serverStats, error) {
 	if err != nil {
 		return st, err
 	}
+	if s.admin[0] != "" {
+		req.SetBasicAuth(s.admin[0], s.admin[1])
+	}
 	resp, err := s.http.Do(req)
 	if err != nil {
 		return st, fmt.Errorf("chargemq stats: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("chargemq stats: %s", resp.Status)
+		return st, &statsRefused{status: resp.Status, code: resp.StatusCode}
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		return st, fmt.Errorf("chargemq stats: %w", err)
 	}
 	return st, nil
 }
+
+// statsRefused is a stats request the server answered with another status than 200.
+type statsRefused struct {
+	status string
+	code   int
+}
+
+func (e *statsRefused) Error() string { return "chargemq stats: " + e.status }
 
 // awaitConnected polls the stats until n charge points are connected, or until the timeout
 // (then it returns the last count and no error: the caller reports what it got). It stops
@@ -217,6 +232,10 @@ func (s *chargemq) awaitSettled(ctx context.Context, n int64, timeout, quiet tim
 	last, changed := int64(-1), time.Now()
 	for {
 		st, err := s.stats(ctx)
+		var refused *statsRefused
+		if errors.As(err, &refused) && refused.code < 500 {
+			return max(last, 0), err // asking again would get the same answer: a scenario's mistake
+		}
 		if err != nil {
 			if aerr := s.alive(); aerr != nil {
 				return last, aerr

@@ -44,6 +44,10 @@ func (b *bench) runStorm(ctx context.Context) ([]stormResult, error) {
 		cid := fmt.Sprintf("%s%0*d", opts.IDPrefix, width, i)
 		fmt.Fprintf(&csv, "%s,%s,chargepoint\n", cid, stormKey(cid))
 	}
+	// With a users file the admin API wants an admin's credentials, and
+	// the suite counts the admitted charge points through it.
+	admin := [2]string{"storm-admin", stormKey("storm-admin")}
+	fmt.Fprintf(&csv, "%s,%s,admin\n", admin[0], admin[1])
 	os.Remove(path)
 	if _, _, err := users.Import(path, strings.NewReader(csv.String()), users.DefaultCost); err != nil {
 		return nil, fmt.Errorf("provisioning the storm's users: %w", err)
@@ -55,6 +59,7 @@ func (b *bench) runStorm(ctx context.Context) ([]stormResult, error) {
 		return nil, err
 	}
 	defer s.stop(stopGrace)
+	s.admin = admin
 	opts.URL = "ws://" + s.OCPP + "/ocpp"
 	opts.MQTTURL = "mqtt://" + s.MQTT
 	opts.ConnectRate = 0 // all at once
