@@ -203,3 +203,29 @@ func nilIfValid(ce *ocpp.CallError) error {
 	}
 	return ce
 }
+
+// TestGatewayAllocations holds the per-message allocations the fast path
+// reached (docs/BENCHMARKS.md): upstream, the frame's UniqueId, its
+// payload and the MQTT message; downstream, the command's UniqueId and
+// the frame written. Not parallel: AllocsPerRun counts the whole process.
+func TestGatewayAllocations(t *testing.T) {
+	v := testValidator(t)
+	cases := []struct {
+		name string
+		fn   func() ([]byte, error)
+		max  float64
+	}{
+		{"upstream MeterValues20", func() ([]byte, error) { return upstream(v, benchUpstream[2].data) }, 3},
+		{"upstream Heartbeat", func() ([]byte, error) { return upstream(v, benchUpstream[0].data) }, 3},
+		{"downstream SetChargingProfile20", func() ([]byte, error) { return downstream(v, benchDownstream[2].data) }, 2},
+		{"downstream Reset", func() ([]byte, error) { return downstream(v, benchDownstream[0].data) }, 2},
+	}
+	for _, c := range cases {
+		if _, err := c.fn(); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if n := testing.AllocsPerRun(50, func() { _, _ = c.fn() }); n > c.max {
+			t.Errorf("%s: %.0f allocations, want at most %.0f", c.name, n, c.max)
+		}
+	}
+}
