@@ -72,8 +72,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return fmt.Errorf("unknown subcommand %q: bench or soak", args[0])
 }
 
-// Scenarios of bench, in run order (cheap ones first, so a broken setup shows at once).
-var scenarios = []string{"startup", "upstream", "latency", "memory", "storm", "gobench"}
+// Scenarios of bench, in run order (cheap ones first, so a broken setup shows at once). The
+// storm runs before the memory scenario: right after 19,000 connections closed, the suite's
+// own aftermath slowed the storm's handshakes until more than ocpp.max_handshakes overlapped
+// and 928 of its 2,000 dials were refused 503, which no quiet server sees.
+var scenarios = []string{"startup", "upstream", "latency", "storm", "memory", "gobench"}
 
 // benchConfig is everything bench is told.
 type benchConfig struct {
