@@ -32,7 +32,7 @@ const (
 	// (MaximumClientWritesPending, the broker's MaxQueuedMessages), so
 	// mochi never drops a message for a full queue.
 	hopWindow = 256
-	// hopAckWindow bounds the network publisher's QoS 1 publishes not yet
+	// hopAckWindow bounds the network publisher's QoS 1 and 2 publishes not yet
 	// acknowledged, as a client's in-flight limit does.
 	hopAckWindow = 64
 	// hopStall is how long a wait may go without progress before the
@@ -51,8 +51,9 @@ const (
 // (queue and in-flight bounds, no forced expiry), with a hook that allows
 // everyone instead of the broker's ACL and routing hooks.
 //
-// A message counts once the subscriber has read it (at QoS 1 it also
-// acknowledges it, batching PUBACKs as a client's buffered writer would),
+// A message counts once the subscriber has read it (at QoS 1 and 2 it also
+// acknowledges it, batching PUBACKs, or PUBRECs and PUBCOMPs, as a client's
+// buffered writer would),
 // and at most hopWindow messages are on their way at once, so mochi drops
 // none and the numbers are of delivered messages.
 //
@@ -69,7 +70,7 @@ func BenchmarkMochiHop(b *testing.B) {
 		b.Fatal(err)
 	}
 	payload := appendUpstream(nil, &ocpp.Inbound{Frame: f})
-	for _, qos := range []byte{0, 1} {
+	for _, qos := range []byte{0, 1, 2} {
 		b.Run(fmt.Sprintf("qos%d", qos), func(b *testing.B) {
 			b.Run("inject", func(b *testing.B) { benchHopInject(b, qos, payload) })
 			b.Run("network", func(b *testing.B) { benchHopNetwork(b, qos, payload) })
@@ -100,20 +101,26 @@ func benchHopInject(b *testing.B, qos byte, payload []byte) {
 }
 
 // benchHopNetwork publishes from a TCP client that writes each PUBLISH as
-// it is made, one write per message, and at QoS 1 reads the PUBACKs on its
-// own goroutine.
+// it is made, one write per message, and at QoS 1 and 2 reads the
+// acknowledgements on its own goroutine (answering a PUBREC with PUBREL
+// there).
 func benchHopNetwork(b *testing.B, qos byte, payload []byte) {
 	h := newHop(b, qos, payload)
 	pub := dialHopPeer(b, h.addr, hopCID)
+	pub.acks = bufio.NewWriter(pub.conn) // PUBRELs, at QoS 2
 	acks := newHopSlots(hopAckWindow)
-	pub.serve(b, acks, func(fh packets.FixedHeader, _ []byte) error {
-		if fh.Type != packets.Puback {
-			return fmt.Errorf("publisher: unexpected packet type %d", fh.Type)
+	pub.serve(b, acks, func(fh packets.FixedHeader, body []byte) error {
+		switch {
+		case qos == 2 && fh.Type == packets.Pubrec && len(body) == 2:
+			pub.acks.Write([]byte{packets.Pubrel<<4 | 2, 2, body[0], body[1]}) // [MQTT-3.6.1-1]
+			return nil
+		case qos == 1 && fh.Type == packets.Puback, qos == 2 && fh.Type == packets.Pubcomp:
+			if !acks.release() {
+				return fmt.Errorf("publisher: acknowledgement for nothing in flight")
+			}
+			return nil
 		}
-		if !acks.release() {
-			return fmt.Errorf("publisher: PUBACK for nothing in flight")
-		}
-		return nil
+		return fmt.Errorf("publisher: unexpected packet type %d at QoS %d", fh.Type, qos)
 	})
 
 	pk := packets.Packet{
@@ -200,7 +207,7 @@ func newHop(b *testing.B, qos byte, payload []byte) *hop {
 	}
 	sub.conn.SetDeadline(time.Time{})
 
-	// What the subscriber must read: the topic, the packet id at QoS 1,
+	// What the subscriber must read: the topic, the packet id at QoS 1 and 2,
 	// the payload.
 	idLen := 0
 	if qos > 0 {
@@ -210,6 +217,15 @@ func newHop(b *testing.B, qos byte, payload []byte) *hop {
 	checked := false
 	sub.acks = bufio.NewWriter(sub.conn)
 	sub.serve(b, h.delivered, func(fh packets.FixedHeader, body []byte) error {
+		if qos == 2 && fh.Type == packets.Pubrel && len(body) == 2 {
+			// The exchange ends here: counting the message only now keeps
+			// mochi's in-flight messages within the window too.
+			sub.acks.Write([]byte{packets.Pubcomp << 4, 2, body[0], body[1]})
+			if !h.delivered.release() {
+				return fmt.Errorf("subscriber: a PUBREL for a message that was not sent")
+			}
+			return nil
+		}
 		if fh.Type != packets.Publish || fh.Qos != qos || len(body) != bodyLen {
 			return fmt.Errorf("subscriber: unexpected packet %+v of %d bytes", fh, len(body))
 		}
@@ -221,6 +237,11 @@ func newHop(b *testing.B, qos byte, payload []byte) *hop {
 		}
 		if qos > 0 {
 			id := body[2+len(hopTopic) : 2+len(hopTopic)+2]
+			if qos == 2 {
+				// PUBREL and PUBCOMP follow; the message is counted at the PUBREL.
+				sub.acks.Write([]byte{packets.Pubrec << 4, 2, id[0], id[1]})
+				return nil
+			}
 			sub.acks.Write([]byte{packets.Puback << 4, 2, id[0], id[1]})
 		}
 		if !h.delivered.release() {
