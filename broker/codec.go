@@ -56,7 +56,6 @@ func decodeCommand(payload []byte, sv ocpp.ScanValidator, p ocpp.Protocol) (ocpp
 					end, ce := ocpp.ScanPayload(payload, at, sv, d.action)
 					if end >= 0 {
 						d.payload, checked, refusal = payload[at:end], true, ce
-						d.checkedAction = d.action
 					}
 					return end
 				}
@@ -78,7 +77,7 @@ func decodeCommand(payload []byte, sv ocpp.ScanValidator, p ocpp.Protocol) (ocpp
 		return ocpp.Command{}, &malformed{uniqueID: d.id, action: d.action, why: why}
 	}
 	cmd := ocpp.Command{Frame: f}
-	if checked && f.Type == ocpp.TypeCall && f.Action == d.checkedAction {
+	if checked { // MessageTypeId and Action have not changed since: they would have reset it
 		cmd.CheckedAs, cmd.PayloadRefusal = p, refusal
 	}
 	return cmd, nil
@@ -108,17 +107,13 @@ var commandFields = [...]string{
 	fieldErrorDetails:     "ErrorDetails",
 }
 
-// commandField returns which member key names.
+// commandField returns which member key names: the name as written first
+// (comparing string(key) allocates nothing), then without regard to case.
 func commandField(key []byte) int {
-	switch string(key) { // the names as written: no allocation
-	case "MessageTypeId":
-		return fieldType
-	case "UniqueId":
-		return fieldID
-	case "Action":
-		return fieldAction
-	case "Payload":
-		return fieldPayload
+	for f, name := range commandFields {
+		if f != fieldOther && string(key) == name {
+			return f
+		}
 	}
 	for f, name := range commandFields {
 		// A folded letter is never shorter than the ASCII one it matches.
@@ -138,7 +133,6 @@ type commandReader struct {
 	id, action           string
 	payload, details     []byte
 	errorCode, errorDesc string
-	checkedAction        string // the Action the Payload was scanned for
 	typeErr              string
 }
 

@@ -3,8 +3,13 @@ package broker
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
+	"sync/atomic"
 	"testing"
 	"unicode/utf8"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/chargemq/chargemq/ocpp"
 	"github.com/chargemq/chargemq/schemas"
@@ -216,4 +221,56 @@ func testValidator(tb testing.TB) schemaValidator {
 		tb.Fatal(err)
 	}
 	return schemaValidator{set}
+}
+
+// countingValidator is the 1.6 validator counting how payloads reach it:
+// checked on their own (Check) or in the decoder's pass (ScanCall).
+type countingValidator struct {
+	schemaValidator
+	checks, scans atomic.Int64
+}
+
+func (v *countingValidator) Check(action string, response bool, payload []byte) *ocpp.CallError {
+	v.checks.Add(1)
+	return v.schemaValidator.Check(action, response, payload)
+}
+
+func (v *countingValidator) ScanCall(action string, data []byte) (int, *ocpp.CallError) {
+	v.scans.Add(1)
+	return v.schemaValidator.ScanCall(action, data)
+}
+
+// TestDeliverChecksWhileDecoding: a command published on a downstream
+// topic has its payload checked once, in the pass that decodes it
+// (ScanCall, never Check), and an invalid one is refused with the
+// schema's verdict, as docs/topics.md says.
+func TestDeliverChecksWhileDecoding(t *testing.T) {
+	v := &countingValidator{schemaValidator: testValidator(t)}
+	srv := mqtt.New(&mqtt.Options{InlineClient: true, Logger: slog.New(slog.DiscardHandler)})
+	tp, err := parseTopics(DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBridge(srv, tp, 1, slog.New(slog.DiscardHandler))
+	b.ocpp = ocpp.NewServer(ocpp.Options{Handler: b, Logger: slog.New(slog.DiscardHandler),
+		Validators: map[ocpp.Protocol]ocpp.Validator{ocpp.OCPP16: v}})
+	publisher := srv.NewClient(nil, "test", "csms", false)
+	for _, c := range []struct {
+		name, payload string
+		want          packets.Code
+	}{
+		{"valid", `{"type":"Soft"}`, packets.CodeSuccess},
+		{"invalid", `{"type":"Warm"}`, packets.ErrPayloadFormatInvalid},
+	} {
+		v.checks.Store(0)
+		v.scans.Store(0)
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "ocpp/cs/CP1",
+			Payload: []byte(`{"MessageTypeId":2,"UniqueId":"` + c.name + `","Action":"Reset","Payload":` + c.payload + `}`)}
+		if got := b.Deliver(publisher, "CP1", pk); got != c.want {
+			t.Errorf("%s: Deliver = %v, want %v", c.name, got, c.want)
+		}
+		if s, ch := v.scans.Load(), v.checks.Load(); s != 1 || ch != 0 {
+			t.Errorf("%s: payload scanned %d and checked %d times, want once in the decoding pass", c.name, s, ch)
+		}
+	}
 }
